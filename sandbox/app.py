@@ -1,0 +1,82 @@
+"""create_app(settings) -> the ASGI app: the one module that knows every other one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sandbox.api import PaymentsAPI, error_response, json_response
+from sandbox.control import Control
+from sandbox.errors import ApiError, MethodNotAllowed, NotFound, envelope
+from sandbox.models import new_id
+from sandbox.openapi import load_contract
+from sandbox.payments import Payments
+from sandbox.scenarios import load_rules
+from sandbox.settings import BUNDLED_SPEC, Settings
+from sandbox.store import Journal, Store
+
+
+class RequestIds:
+    """Gives every HTTP response a `Request-Id` header, and the endpoints the same id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = scope["request_id"] = new_id("req_")
+        header = (b"request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        return error_response(MethodNotAllowed(request.method, [m.strip() for m in allowed.split(",") if m.strip()]))
+    if exc.status_code == 404:
+        return error_response(NotFound("not_found", f"No route {request.method} {request.url.path[:200]}."))
+    return json_response(exc.status_code, envelope("http_error", str(exc.detail)), dict(exc.headers or {}))
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    # Never expected: every input has a 4xx answer. If it happens the client still gets JSON.
+    return json_response(500, envelope("internal_error", "The sandbox hit a bug; please report it."))
+
+
+def create_app(settings: Settings) -> Starlette:
+    contract = load_contract(settings.spec, check_document=settings.spec.resolve() != BUNDLED_SPEC.resolve())
+    rules = load_rules(settings.scenario_files())
+    store = Store()
+    journal = Journal(settings.journal_size)
+    payments = Payments(store, rules, settings.idempotency_keys)
+    api = PaymentsAPI(contract, payments, journal, settings)
+    control = Control(contract, payments, journal, settings)
+    handlers: dict[Any, Any] = {HTTPException: _http_error, ApiError: _api_error, Exception: _crash}
+    app = Starlette(
+        routes=[Mount(contract.prefix, app=api), Mount("/__sandbox", routes=control.routes())],
+        middleware=[Middleware(RequestIds)],
+        exception_handlers=handlers,
+    )
+    app.state.payments = payments
+    return app

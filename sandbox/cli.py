@@ -1,0 +1,207 @@
+"""The `payments-sandbox` command: `serve` runs the sandbox with uvicorn, `check` checks scenario files.
+
+Every `serve` flag can also come from a `PAYMENTS_SANDBOX_<FLAG>` environment variable; a flag
+given on the command line wins. This is the only module that reads flags or the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sandbox import __version__
+from sandbox.errors import ConfigError
+from sandbox.settings import BUNDLED_SPEC, Settings
+
+ENV = "PAYMENTS_SANDBOX_"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+EPILOG = f"""\
+environment:
+  Each serve flag may be set as {ENV}<FLAG> instead, e.g. {ENV}PORT=8080,
+  {ENV}SCENARIOS=a.yaml{os.pathsep}more/ ({os.pathsep}-separated), {ENV}NO_DEFAULT_SCENARIOS=1.
+  A flag on the command line wins over its variable.
+
+The API is served under /v1/payments (the contract's server path); the control API and the
+health check under /__sandbox/. Stop the server with Ctrl-C or SIGTERM (exit code 0).
+"""
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port; use a number from 1 to 65535")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def _level(text: str) -> str:
+    if text.lower() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+    return text.lower()
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("", "0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; use 1 or 0")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="payments-sandbox",
+        description="A stateful sandbox server for the Payments API: contract-validating, per-tenant, "
+        "with scripted failures from magic amounts.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"payments-sandbox {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser(
+        "serve", help="run the sandbox server", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to bind (default 8000)")
+    serve.add_argument(
+        "--spec", type=Path, default=BUNDLED_SPEC, help="OpenAPI document to serve (default: the bundled one)"
+    )
+    serve.add_argument(
+        "--log-level", type=_level, default="info", help=f"one of {', '.join(LOG_LEVELS)} (default info)"
+    )
+    serve.add_argument(
+        "--scenarios",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="a scenario YAML file or a folder of *.yaml; repeatable; ahead of the built-in pack",
+    )
+    serve.add_argument(
+        "--no-default-scenarios",
+        action="store_const",
+        const=True,
+        default=None,
+        help="do not load the built-in scenario pack",
+    )
+    serve.add_argument("--jwt-secret", help="accept only HS256 JWTs signed with this secret and not expired")
+    serve.add_argument(
+        "--control-token", help="require header Sandbox-Control-Token with this value on /__sandbox/* (not health)"
+    )
+    serve.add_argument(
+        "--journal-size", type=_positive, default=10_000, help="API calls kept in the request journal (default 10000)"
+    )
+    serve.add_argument(
+        "--idempotency-keys", type=_positive, default=10_000, help="idempotency results kept per tenant (default 10000)"
+    )
+    serve.add_argument("--access-log", action="store_const", const=True, default=None, help="log every request line")
+
+    check = commands.add_parser("check", help="check scenario files; exit 0 when all are valid, 1 otherwise")
+    check.add_argument("files", type=Path, nargs="+", metavar="FILE", help="scenario YAML files or folders")
+    return parser
+
+
+def _from_env(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str]) -> None:
+    """Fill each serve flag not given on the command line from its environment variable."""
+    converters: dict[str, Callable[[str], object]] = {
+        "host": str,
+        "port": _port,
+        "spec": Path,
+        "log_level": _level,
+        "jwt_secret": str,
+        "control_token": str,
+        "journal_size": _positive,
+        "idempotency_keys": _positive,
+        "no_default_scenarios": _flag,
+        "access_log": _flag,
+    }
+    given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
+    for name, convert in converters.items():
+        value = os.environ.get(ENV + name.upper())
+        if value is not None and name not in given:
+            try:
+                setattr(args, name, convert(value))
+            except argparse.ArgumentTypeError as exc:
+                parser.error(f"{ENV}{name.upper()}: {exc}")
+    scenarios = os.environ.get(ENV + "SCENARIOS")
+    if scenarios and args.scenarios is None:
+        args.scenarios = [Path(p) for p in scenarios.split(os.pathsep) if p]
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(
+        host=args.host,
+        port=args.port,
+        spec=args.spec,
+        log_level=args.log_level,
+        scenarios=tuple(args.scenarios or ()),
+        default_scenarios=not args.no_default_scenarios,
+        jwt_secret=args.jwt_secret or None,
+        control_token=args.control_token or None,
+        journal_size=args.journal_size,
+        idempotency_keys=args.idempotency_keys,
+    )
+
+
+def serve(settings: Settings, access_log: bool) -> int:
+    import uvicorn
+
+    from sandbox.app import create_app
+
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        print(f"payments-sandbox: error: {exc}", file=sys.stderr)
+        return 2
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=access_log,
+        lifespan="off",
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the signal that stopped it once it has shut down; with these handlers in
+    # place that re-raise is a no-op, so Ctrl-C and SIGTERM end the process with exit code 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    server.run()
+    return 0 if server.started else 1
+
+
+def check(files: list[Path]) -> int:
+    from sandbox.scenarios import load_rules
+
+    failed = False
+    for path in files:
+        try:
+            rules = load_rules((path,))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed = True
+        else:
+            print(f"ok: {path}: {len(rules.rules)} rules")
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return check(args.files)
+    _from_env(parser, args, argv)
+    return serve(settings_from(args), bool(args.access_log))

@@ -1,0 +1,237 @@
+"""The bundled contract: loaded and checked once at start, one compiled validator per operation.
+
+OpenAPI 3.0 schemas are not plain JSON Schema (`nullable`, `example`, `format` differ), so bodies
+and parameters are checked with `OAS30Validator` from openapi-schema-validator, a jsonschema
+validator class that speaks the 3.0 dialect, instead of a hand-written translation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from jsonschema import validators
+from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
+from openapi_schema_validator import OAS30Validator as _OAS30Validator
+
+from sandbox.errors import ConfigError, InvalidRequest, MethodNotAllowed, NotFound
+
+_enum_keyword = _OAS30Validator.VALIDATORS["enum"]
+_string_sets: dict[int, tuple[list[Any], frozenset[str]]] = {}
+
+
+def _enum(validator: Validator, enums: list[Any], instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+    """`enum` with a hashed lookup for strings: the 180-code currency list costs one set probe
+    instead of 180 `equal()` calls. Anything else takes jsonschema's own path."""
+    if isinstance(instance, str):
+        cached = _string_sets.get(id(enums))
+        if cached is None or cached[0] is not enums:
+            cached = _string_sets[id(enums)] = (enums, frozenset(e for e in enums if isinstance(e, str)))
+        if instance in cached[1]:
+            return
+    yield from _enum_keyword(validator, enums, instance, schema)
+
+
+OAS30Validator: Any = validators.extend(_OAS30Validator, {"enum": _enum})  # type: ignore[no-untyped-call]
+_INTEGER = re.compile(r"-?[0-9]{1,15}")
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    location: str
+    required: bool
+    type: str | None
+    default: Any
+    validator: Validator
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: str
+    method: str
+    template: str
+    params: tuple[Param, ...]
+    body: Validator | None
+
+    def parse_params(self, path: dict[str, str], query: dict[str, str]) -> dict[str, Any]:
+        """Coerce path and query strings to their declared types and validate them."""
+        values: dict[str, Any] = {}
+        for param in self.params:
+            raw = (path if param.location == "path" else query).get(param.name)
+            if raw is None:
+                if param.required:
+                    raise InvalidRequest("parameter_missing", f"{param.name} is required.", param.name)
+                if param.default is not None:
+                    values[param.name] = param.default
+                continue
+            value: Any = raw
+            if param.type == "integer":
+                if not _INTEGER.fullmatch(raw):
+                    raise InvalidRequest(
+                        "parameter_invalid", f"{param.name} must be an integer, got {raw[:40]!r}.", param.name
+                    )
+                value = int(raw)
+            problem = next(param.validator.iter_errors(value), None)
+            if problem is not None:
+                raise InvalidRequest("parameter_invalid", f"{param.name}: {_say(problem)}", param.name)
+            values[param.name] = value
+        return values
+
+    def check_body(self, body: Any) -> None:
+        if self.body is None:
+            return
+        problem = next(self.body.iter_errors(body), None)
+        if problem is not None:
+            raise _body_error(problem)
+
+
+def _say(error: ValidationError) -> str:
+    if error.validator == "enum":
+        choices: Any = error.validator_value
+        shown = ", ".join(map(str, choices[:8])) + (", ..." if len(choices) > 8 else "")
+        return f"must be one of {shown}."
+    message = str(error.message)
+    return message if len(message) <= 200 else message[:200] + "..."
+
+
+def _body_error(error: ValidationError) -> InvalidRequest:
+    path = ".".join(str(part) for part in error.absolute_path)
+    # The stubs type these as possibly unset; a raised ValidationError always has them.
+    instance: Any = error.instance
+    value: Any = error.validator_value
+    schema: Any = error.schema
+    if error.validator == "required":
+        missing = [name for name in value if name not in instance]
+        return InvalidRequest("parameter_missing", f"{missing[0]} is required.", missing[0])
+    if error.validator == "additionalProperties" and not path:
+        unknown = sorted(set(instance) - set(schema.get("properties", {})))
+        return InvalidRequest("parameter_unknown", f"Received unknown parameter: {unknown[0][:100]}.", unknown[0][:100])
+    if error.validator == "type" and not path:
+        return InvalidRequest("invalid_body", "The request body must be a JSON object.")
+    return InvalidRequest("parameter_invalid", f"{path}: {_say(error)}", path or None)
+
+
+class Contract:
+    """The OpenAPI document and everything compiled from it."""
+
+    def __init__(self, document: dict[str, Any], raw: bytes, source: Path) -> None:
+        self.document = document
+        self.source = source
+        self.fingerprint = hashlib.sha256(raw).hexdigest()
+        servers = document.get("servers") or [{"url": "/"}]
+        self.prefix = urlsplit(servers[0]["url"]).path.rstrip("/")
+        self.operations: dict[str, Operation] = {}
+        self._routes: list[tuple[re.Pattern[str], dict[str, Operation]]] = []
+        for template, item in document["paths"].items():
+            by_method: dict[str, Operation] = {}
+            for method in HTTP_METHODS:
+                if method in item:
+                    op = _compile(template, method.upper(), item, document)
+                    self.operations[op.id] = op
+                    by_method[op.method] = op
+            pattern = re.escape(template).replace(r"\{", "{").replace(r"\}", "}")
+            regex = re.compile(re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", pattern))
+            self._routes.append((regex, by_method))
+
+    def match(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
+        """The operation for `path` (relative to the prefix), or NotFound / MethodNotAllowed."""
+        for regex, by_method in self._routes:
+            found = regex.fullmatch(path)
+            if found:
+                op = by_method.get(method)
+                if op is None:
+                    raise MethodNotAllowed(method, sorted(by_method))
+                return op, found.groupdict()
+        raise NotFound("not_found", f"No route {method} {self.prefix}{path[:200]}.")
+
+
+def _compile(template: str, method: str, item: dict[str, Any], document: dict[str, Any]) -> Operation:
+    spec = item[method.lower()]
+
+    def validator(schema: dict[str, Any]) -> Validator:
+        # References are inlined once here: resolving a $ref on every request cost more than
+        # the rest of the validation together.
+        compiled: Validator = OAS30Validator(_inline(schema, document, ()))
+        return compiled
+
+    params = []
+    for raw in item.get("parameters", []) + spec.get("parameters", []):
+        param = _deref(raw, document)
+        if param["in"] not in ("path", "query"):
+            continue  # headers (Idempotency-Key) are read by the endpoints themselves
+        schema = _deref(param.get("schema", {}), document)
+        params.append(
+            Param(
+                name=param["name"],
+                location=param["in"],
+                required=bool(param.get("required")),
+                type=schema.get("type"),
+                default=schema.get("default"),
+                validator=validator(schema),
+            )
+        )
+    body = None
+    content = spec.get("requestBody", {}).get("content", {}).get("application/json")
+    if content and "schema" in content:
+        body = validator(content["schema"])
+    op_id = spec.get("operationId") or f"{method} {template}"
+    return Operation(op_id, method, template, tuple(params), body)
+
+
+def _inline(node: Any, document: dict[str, Any], seen: tuple[str, ...]) -> Any:
+    """A copy of `node` with every local `$ref` replaced by its target."""
+    if isinstance(node, list):
+        return [_inline(item, document, seen) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        if ref in seen:
+            raise ConfigError(f"recursive schema {ref} in a request; the sandbox validates only non-recursive ones")
+        return _inline(_deref(node, document), document, (*seen, ref))
+    return {key: _inline(value, document, seen) for key, value in node.items()}
+
+
+def _deref(node: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target: Any = document
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def load_contract(path: Path, *, check_document: bool = True) -> Contract:
+    """Load and compile the contract. `check_document=False` skips the OpenAPI meta-validation
+    (about 150 ms of start time); the bundled document is meta-validated by the test suite."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read the OpenAPI document ({exc.strerror}); pass --spec PATH to a readable file."
+        ) from exc
+    try:
+        document = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc}); fix the file or pass --spec PATH to another one.") from exc
+    if check_document:
+        from openapi_spec_validator import validate as validate_document
+
+        try:
+            validate_document(document)
+        except Exception as exc:  # the validator raises several unrelated types for a bad document
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"{path}: not a valid OpenAPI 3 document: {first}; fix it or drop --spec.") from exc
+    try:
+        return Contract(document, raw, path)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path}: the sandbox cannot use this document ({exc!r}); fix it or drop --spec.") from exc

@@ -1,0 +1,38 @@
+"""Every knob of the sandbox, in one frozen dataclass. Only cli.py reads flags and env vars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _bundled(name: str) -> Path:
+    # In a wheel the contract and scenarios are force-included into the package; in a source
+    # checkout they sit at the top level, beside sandbox/.
+    inside = PACKAGE_DIR / name
+    return inside if inside.exists() else PACKAGE_DIR.parent / name
+
+
+BUNDLED_SPEC = _bundled("openapi.json")
+DEFAULT_SCENARIOS = _bundled("scenarios") / "default.yaml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    spec: Path = BUNDLED_SPEC
+    log_level: str = "info"
+    scenarios: tuple[Path, ...] = ()
+    default_scenarios: bool = True
+    jwt_secret: str | None = None
+    control_token: str | None = None
+    journal_size: int = 10_000
+    idempotency_keys: int = 10_000
+    max_body_bytes: int = 1024 * 1024
+
+    def scenario_files(self) -> tuple[Path, ...]:
+        """Scenario files in precedence order: the user's first, the built-in pack last."""
+        return self.scenarios + ((DEFAULT_SCENARIOS,) if self.default_scenarios else ())
