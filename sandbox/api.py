@@ -92,7 +92,7 @@ class PaymentsAPI:
         self.journal.record(entry)
 
     async def _body(self, request: Request, op: Operation, entry: dict[str, Any]) -> Any:
-        raw = await _read(request, self.settings.max_body_bytes)
+        raw = await read_body(request, self.settings.max_body_bytes)
         if not raw.strip():
             entry["request_body"] = None
             body: Any = {}
@@ -145,7 +145,8 @@ class PaymentsAPI:
         return self.payments.finish(attempt)
 
 
-async def _read(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to be over `limit` bytes."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge("payload_too_large", f"The body is over the {limit} byte limit.")

@@ -1,4 +1,4 @@
-"""The control API under /__sandbox: health, scenario catalog, journal, reset, clock.
+"""The control API under /__sandbox: health, tenants, scenarios, journal, reset, seed, clock.
 
 Calls act on the tenant named by `Authorization: Bearer` (the same tenant the API sees), or on
 every tenant when no token is given. With a control token configured, every call except health
@@ -8,23 +8,28 @@ must carry `Sandbox-Control-Token`.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from sandbox import __version__
-from sandbox.api import json_response, parse_json
+from sandbox.api import json_response, parse_json, read_body
 from sandbox.auth import tenant_of
-from sandbox.errors import InvalidRequest, Unauthorized
+from sandbox.errors import ConfigError, InvalidRequest, Unauthorized
 from sandbox.models import rfc3339
 from sandbox.openapi import Contract
 from sandbox.payments import Payments
-from sandbox.settings import Settings
-from sandbox.store import Journal
+from sandbox.scenarios import RuleSet, parse_rules
+from sandbox.settings import PACKAGE_DIR, Settings
+from sandbox.store import STATUSES, Journal
 
+Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_CLOCK_ADVANCE = 10 * 365 * 24 * 3600
+MAX_SEED = 10_000
+_CONTROL_SPEC = PACKAGE_DIR / "control-openapi.json"
 
 
 class Control:
@@ -34,14 +39,29 @@ class Control:
         self.journal = journal
         self.settings = settings
 
-    def routes(self) -> list[BaseRoute]:
-        return [
-            Route("/health", self.health, methods=["GET"]),
-            Route("/scenarios", self.scenarios, methods=["GET"]),
-            Route("/requests", self.requests, methods=["GET"]),
-            Route("/reset", self.reset, methods=["POST"]),
-            Route("/clock/advance", self.advance_clock, methods=["POST"]),
+    def routes(self) -> list[Route]:
+        guarded = [
+            ("/scenarios", self.scenarios, "GET"),
+            ("/scenarios", self.add_scenarios, "POST"),
+            ("/requests", self.requests, "GET"),
+            ("/reset", self.reset, "POST"),
+            ("/clock/advance", self.advance_clock, "POST"),
+            ("/seed", self.seed, "POST"),
+            ("/tenants", self.tenants, "GET"),
+            ("/openapi.json", self.openapi, "GET"),
         ]
+        return [Route("/health", self.health, methods=["GET"])] + [
+            Route(path, self._guard(endpoint), methods=[method]) for path, endpoint, method in guarded
+        ]
+
+    def _guard(self, endpoint: Endpoint) -> Endpoint:
+        """With --control-token set, the endpoint answers only calls carrying that token."""
+
+        async def guarded(request: Request) -> Response:
+            self._authorize(request)
+            return await endpoint(request)
+
+        return guarded
 
     # -- helpers ----------------------------------------------------------------------------
     def _authorize(self, request: Request) -> None:
@@ -58,8 +78,14 @@ class Control:
             return None
         return tenant_of(request.headers.get("authorization"), self.settings.jwt_secret)
 
+    def _required_tenant(self, request: Request, action: str) -> str:
+        tenant = self._tenant(request)
+        if tenant is None:
+            raise Unauthorized(f"{action} needs the tenant's `Authorization: Bearer <token>`.")
+        return tenant
+
     async def _json(self, request: Request) -> dict[str, Any]:
-        raw = await request.body()
+        raw = await read_body(request, self.settings.max_body_bytes)
         body = parse_json(raw) if raw.strip() else {}
         if not isinstance(body, dict):
             raise InvalidRequest("invalid_body", "The request body must be a JSON object.")
@@ -72,13 +98,13 @@ class Control:
             {
                 "status": "ok",
                 "version": __version__,
+                "api": self.contract.prefix,
                 "spec": {"path": str(self.contract.source), "sha256": self.contract.fingerprint},
                 "scenarios": [{"path": p, "sha256": h} for p, h in self.payments.rules.fingerprints.items()],
             },
         )
 
     async def scenarios(self, request: Request) -> Response:
-        self._authorize(request)
         tenant = self._tenant(request)
         rules = self.payments.rules
         if tenant is not None and tenant in self.payments.store.tenants:
@@ -86,7 +112,6 @@ class Control:
         return json_response(200, {"rules": [rule.catalog() for rule in rules.rules]})
 
     async def requests(self, request: Request) -> Response:
-        self._authorize(request)
         query = request.query_params
         status = query.get("status")
         if status is not None and not status.isdigit():
@@ -100,17 +125,13 @@ class Control:
         return json_response(200, {"requests": entries})
 
     async def reset(self, request: Request) -> Response:
-        self._authorize(request)
         tenant = self._tenant(request)
         self.payments.store.reset(tenant)
         self.journal.forget(tenant)
         return json_response(200, {"reset": "tenant" if tenant else "all"})
 
     async def advance_clock(self, request: Request) -> Response:
-        self._authorize(request)
-        tenant = self._tenant(request)
-        if tenant is None:
-            raise Unauthorized("Advancing the clock needs the tenant's `Authorization: Bearer <token>`.")
+        tenant = self._required_tenant(request, "Advancing the clock")
         body = await self._json(request)
         seconds = body.get("seconds")
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_CLOCK_ADVANCE:
@@ -121,3 +142,42 @@ class Control:
         state.clock_offset += seconds
         self.payments.tenant(tenant)  # settle what is now due
         return json_response(200, {"now": rfc3339(state.now()), "offset_seconds": state.clock_offset})
+
+    async def seed(self, request: Request) -> Response:
+        tenant = self._required_tenant(request, "Seeding")
+        body = await self._json(request)
+        count, seed = body.get("count", 20), body.get("seed", 0)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SEED:
+            raise InvalidRequest("parameter_invalid", f"count must be a whole number from 1 to {MAX_SEED}.", "count")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise InvalidRequest("parameter_invalid", "seed must be a whole number.", "seed")
+        from sandbox.seed import seed_charges  # Faker is slow to import; only seeding needs it
+
+        made = seed_charges(self.payments, tenant, count, seed)
+        return json_response(200, {"created": len(made), "ids": [c.id for c in made]})
+
+    async def add_scenarios(self, request: Request) -> Response:
+        """Rules for this tenant only, ahead of the loaded files, until the tenant is reset."""
+        tenant = self._required_tenant(request, "Loading scenarios")
+        raw = await read_body(request, self.settings.max_body_bytes)
+        try:
+            # JSON is a subset of YAML, so one parser takes both.
+            rules = RuleSet(parse_rules(raw, f"request:{tenant}"))
+        except ConfigError as exc:
+            raise InvalidRequest("invalid_scenarios", str(exc)) from exc
+        state = self.payments.tenant(tenant)
+        state.rules = rules.layered_over(self.payments.rules_for(state))
+        return json_response(200, {"rules": [rule.catalog() for rule in rules.rules]})
+
+    async def tenants(self, request: Request) -> Response:
+        rows = []
+        for key, state in self.payments.store.tenants.items():
+            if state.charges or state.refunds:
+                counts = {s: 0 for s in STATUSES}
+                for charge in state.charges.values():
+                    counts[charge.status] += 1
+                rows.append({"id": key, "charges": len(state.charges), "refunds": len(state.refunds), **counts})
+        return json_response(200, {"tenants": rows})
+
+    async def openapi(self, request: Request) -> Response:
+        return Response(_CONTROL_SPEC.read_bytes(), media_type="application/json")

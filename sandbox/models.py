@@ -14,8 +14,8 @@ _ALPHABET = string.ascii_letters + string.digits
 _random = random.Random()
 
 
-def new_id(prefix: str) -> str:
-    return prefix + "".join(_random.choices(_ALPHABET, k=24))
+def new_id(prefix: str, rng: random.Random | None = None) -> str:
+    return prefix + "".join((rng or _random).choices(_ALPHABET, k=24))
 
 
 def rfc3339(ts: float) -> str:
