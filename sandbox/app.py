@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.api import PaymentsAPI, error_response, json_response
 from sandbox.control import Control
+from sandbox.dashboard import Dashboard
 from sandbox.errors import ApiError, MethodNotAllowed, NotFound, envelope
 from sandbox.models import new_id
 from sandbox.openapi import load_contract
@@ -72,11 +73,14 @@ def create_app(settings: Settings) -> Starlette:
     payments = Payments(store, rules, settings.idempotency_keys)
     api = PaymentsAPI(contract, payments, journal, settings)
     control = Control(contract, payments, journal, settings)
+    dashboard = Dashboard(payments, journal, settings)
     handlers: dict[Any, Any] = {HTTPException: _http_error, ApiError: _api_error, Exception: _crash}
     app = Starlette(
-        routes=[Mount(contract.prefix, app=api), Mount("/__sandbox", routes=control.routes())],
+        routes=[Mount(contract.prefix, app=api), Mount("/__sandbox", routes=[*control.routes(), *dashboard.routes()])],
         middleware=[Middleware(RequestIds)],
         exception_handlers=handlers,
     )
+    # A missing trailing slash is a 404 in the envelope, as a real API answers, not a redirect.
+    app.router.redirect_slashes = False
     app.state.payments = payments
     return app

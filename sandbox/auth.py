@@ -52,17 +52,22 @@ def tenant_of(authorization: str | None, jwt_secret: str | None) -> str:
         return tenant_key("jwt:" + sub)
     if jwt_secret is not None:
         raise Unauthorized("The JWT has no `sub` claim naming the tenant.")
-    return tenant_key(token)
+    # Prefixed so that no opaque token (say "jwt:alice") can name a JWT user's tenant.
+    return tenant_key("token:" + token)
 
 
 def _b64(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN would make every `exp` comparison false
+
+
 def _claims(parts: list[str]) -> dict[str, Any] | None:
     try:
-        header = json.loads(_b64(parts[0]))
-        claims = json.loads(_b64(parts[1]))
+        header = json.loads(_b64(parts[0]), parse_constant=_no_constant)
+        claims = json.loads(_b64(parts[1]), parse_constant=_no_constant)
     except (ValueError, binascii.Error, RecursionError):
         return None
     if not isinstance(header, dict) or not isinstance(claims, dict):
