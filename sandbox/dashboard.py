@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -105,8 +106,7 @@ class Dashboard:
         table: list[tuple[str, Endpoint, str]] = [
             ("/", self.tenants_page, "GET"),
             ("/ui/", self.tenants_page, "GET"),
-            ("/ui/login", self.login_page, "GET"),
-            ("/ui/login", self.login, "POST"),
+            ("/ui/login", self.login, "GET POST"),
             ("/ui/logout", self.logout, "POST"),
             ("/ui/find", self.find, "POST"),
             ("/ui/reset", self.reset, "POST"),
@@ -119,7 +119,9 @@ class Dashboard:
             (tenant + "/clock", self.advance_clock, "POST"),
             (tenant + "/seed", self.seed, "POST"),
         ]
-        routes: list[BaseRoute] = [Route(path, self._wrap(view), methods=[method]) for path, view, method in table]
+        routes: list[BaseRoute] = [
+            Route(path, self._wrap(view), methods=methods.split()) for path, view, methods in table
+        ]
         # Static files hold no data, and the login page needs them: no sign-in required.
         return [*routes, Mount("/ui/static", app=StaticFiles(directory=HERE / "static"))]
 
@@ -153,7 +155,7 @@ class Dashboard:
 
     def _wrap(self, endpoint: Endpoint) -> Endpoint:
         """Sign-in and same-origin checks; errors as a page for a browser, as the envelope otherwise."""
-        guarded = endpoint.__name__ not in ("login_page", "login", "logout")
+        guarded = endpoint.__name__ not in ("login", "logout")
 
         async def wrapped(request: Request) -> Response:
             browser = "text/html" in request.headers.get("accept", "")
@@ -200,7 +202,8 @@ class Dashboard:
         if form.get("confirmed") == "yes":
             return None
         fields = {k: v for k, v in form.items() if k != "confirmed"}
-        context = {"question": question, "action": request.url.path, "fields": fields}
+        back = request.url.path.rsplit("/", 1)[0] if "tenant" in request.path_params else None
+        context = {"question": question, "action": request.url.path, "fields": fields, "back": back}
         return self._render(request, "confirm.html", context)
 
     # -- pages ------------------------------------------------------------------------------
@@ -248,17 +251,14 @@ class Dashboard:
         timeline += [Event(r.created, f"Refunded {money(r.amount, charge.currency)}") for r in refunds]
         entries = [e for e in self.journal.entries if e["tenant"] == state.key and _charge_of(e) == charge.id]
         context = {"tenant": state, "charge": charge, "rule": rule, "refunds": refunds, "timeline": timeline}
-        context |= {"wire": charge.wire(), "entries": self._rows(entries[::-1])}
+        context |= {"wire": charge.wire(), "entries": _rows(entries[::-1])}
         return self._render(request, "charge.html", context)
-
-    def _rows(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{**e, "charge": _charge_of(e)} for e in entries]
 
     def _matcher(self, request: Request) -> Callable[[dict[str, Any]], bool]:
         query = request.query_params
         tenant, method, path = query.get("tenant"), query.get("method", "").upper(), query.get("path", "")
         status = query.get("status", "").lower()
-        if status and not (len(status) == 3 and status[0] in "12345" and (status[1:].isdigit() or status[1:] == "xx")):
+        if status and not re.fullmatch(r"[1-5](\d\d|xx)", status):
             raise InvalidRequest("parameter_invalid", "status must be an HTTP status such as 402, or a class: 4xx.")
 
         def match(e: dict[str, Any]) -> bool:
@@ -276,7 +276,7 @@ class Dashboard:
         match = self._matcher(request)
         matching = [e for e in reversed(self.journal.entries) if match(e)]
         cursor = self.journal.entries[-1]["id"] if self.journal.entries else ""
-        context = {"entries": self._rows(matching[:LIVE_ROWS]), "matching": len(matching), "cursor": cursor}
+        context = {"entries": _rows(matching[:LIVE_ROWS]), "matching": len(matching), "cursor": cursor}
         context |= {"tenants": sorted({e["tenant"] for e in self.journal.entries if e["tenant"]}), "limit": LIVE_ROWS}
         return self._render(request, "requests.html", context)
 
@@ -291,7 +291,7 @@ class Dashboard:
                 break
             if match(entry):
                 fresh.append(entry)
-        html = self._html(request, "requests.html", {"entries": self._rows(fresh[:LIVE_ROWS])}, "rows")
+        html = self._html(request, "requests.html", {"entries": _rows(fresh[:LIVE_ROWS])}, "rows")
         cursor = self.journal.entries[-1]["id"] if self.journal.entries else ""
         return json_response(200, {"cursor": cursor, "reset": not found, "count": len(fresh), "html": html})
 
@@ -303,18 +303,18 @@ class Dashboard:
         context = {"rules": rules.rules, "tenant": key, "files": self.payments.rules.fingerprints}
         return self._render(request, "scenarios.html", context | {"overridden": overridden})
 
-    async def login_page(self, request: Request, error: str | None = None, status: int = 200) -> Response:
-        if self.settings.control_token is None:
-            return _redirect(request, "/")
-        context = {"next": request.query_params.get("next", ""), "error": error}
-        return self._render(request, "login.html", context, status)
-
     # -- actions (POST only; see _same_origin for why no CSRF token) ---------------------------
     async def login(self, request: Request) -> Response:
-        form = await self._form(request)
+        """GET: the sign-in form. POST: check the token, and keep it in a cookie the script can't read."""
         expected = self.settings.control_token
-        if expected is None or not hmac.compare_digest(form.get("token", "").encode(), expected.encode()):
-            return await self.login_page(request, "That is not this sandbox's control token.", 401)
+        if expected is None:
+            return _redirect(request, "/")
+        if request.method == "GET":
+            return self._render(request, "login.html", {"next": request.query_params.get("next", ""), "error": None})
+        form = await self._form(request)
+        if not hmac.compare_digest(form.get("token", "").encode(), expected.encode()):
+            context = {"next": form.get("next", ""), "error": "That is not this sandbox's control token."}
+            return self._render(request, "login.html", context, 401)
         base, target = request.scope.get("root_path", ""), form.get("next", "")
         # Only a page of this dashboard: never an open redirect to another site.
         target = target if target.startswith(base + "/") and "//" not in target and "\\" not in target else ""
@@ -340,8 +340,8 @@ class Dashboard:
         form, key = await self._form(request), request.path_params.get("tenant")
         if key is not None:
             self._tenant(key)
-        what = f"tenant {key}: its charges, refunds, requests, clock and scenario overrides" if key else "every tenant"
-        asked = self._confirm(request, form, f"Reset {what}? This cannot be undone.")
+        what = f"tenant {key}? Its charges, refunds, requests, clock and overrides" if key else "every tenant? All data"
+        asked = self._confirm(request, form, f"Reset {what} will be deleted.")
         if asked is not None:
             return asked
         self.payments.store.reset(key)
@@ -350,10 +350,8 @@ class Dashboard:
 
     async def advance_clock(self, request: Request) -> Response:
         form, key = await self._form(request), request.path_params["tenant"]
-        try:
-            seconds = float(form.get("seconds", ""))
-        except ValueError:
-            seconds = -1.0
+        given = form.get("seconds", "")
+        seconds = float(given) if re.fullmatch(r"\d+(\.\d*)?", given) else -1.0
         if not 0 <= seconds <= MAX_CLOCK_ADVANCE:
             raise InvalidRequest("parameter_invalid", f"seconds must be a number from 0 to {MAX_CLOCK_ADVANCE}.")
         self._tenant(key)
@@ -380,6 +378,10 @@ class Dashboard:
         return _redirect(request, f"/ui/tenants/{key}?" + urlencode({"notice": "seeded", "n": len(made)}))
 
 
+def _rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**e, "charge": _charge_of(e)} for e in entries]
+
+
 def _api_url(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/v1/payments"
 
@@ -389,14 +391,11 @@ def _redirect(request: Request, path: str) -> Response:
 
 
 def _same_origin(request: Request) -> None:
-    """Refuse a POST sent by another site's page.
+    """Refuse a POST sent by another site's page: why the actions need no CSRF token.
 
-    Why this and no CSRF token: with --control-token the login cookie is SameSite=Strict, so the
-    browser never attaches it to a request started elsewhere and such a request fails the login
-    check. Without a token there is no cookie to steal, but the sandbox is still reachable from the
-    developer's browser, so we also refuse any POST whose `Sec-Fetch-Site` (or, in older browsers,
-    `Origin`) says it came from another origin. Non-browser clients send neither header and are
-    allowed, exactly as the JSON control API allows them.
+    With --control-token the sign-in cookie is SameSite=Strict, so a page elsewhere cannot make the
+    browser send it. Without a token there is no cookie, so `Sec-Fetch-Site` (or `Origin`) tells a
+    cross-site form post apart; clients that send neither (curl) are not browsers and may POST.
     """
     site = request.headers.get("sec-fetch-site")
     origin = request.headers.get("origin")

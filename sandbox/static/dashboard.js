@@ -76,7 +76,6 @@
   toggle.addEventListener("click", function () {
     live = !live;
     toggle.setAttribute("aria-pressed", String(live));
-    toggle.textContent = live ? "Live" : "Paused";
   });
 
   let busy = false;

@@ -1,0 +1,136 @@
+"""What the dashboard tests share: a real `payments-sandbox serve` subprocess, an API client, screenshots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from sandbox.auth import tenant_of
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CONTROL_TOKEN = "s3cret; token=with,odd chars"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@dataclass
+class Sandbox:
+    """A running server: its process, base URL and log."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @property
+    def ui(self) -> str:
+        return self.url + "/__sandbox"
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            assert self.proc.wait(timeout=15) == 0, self.log.read_text()
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_sandbox(log_dir: Path, *args: str) -> Sandbox:
+    """Start `payments-sandbox serve` on a free port and wait until its health endpoint answers."""
+    script = Path(sys.executable).parent / "payments-sandbox"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "sandbox"]
+    port = _free_port()
+    log = log_dir / f"sandbox-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*command, "serve", "--port", str(port), *args], stdout=out, stderr=out)
+    sandbox = Sandbox(proc, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the sandbox exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(sandbox.ui + "/health", timeout=1).status_code == 200:
+                return sandbox
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    pytest.fail(f"the sandbox did not become healthy:\n{log.read_text()}")
+
+
+class Client:
+    """One tenant of a sandbox: the API calls an app would make, with its own bearer token."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.token = f"sk_test_{uuid4().hex}"
+        self.key = tenant_of(f"Bearer {self.token}", None)  # the hashed id the dashboard shows
+        self.http = httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+
+    def charge(self, amount: int = 1500, currency: str = "USD", **fields: Any) -> httpx.Response:
+        return self.http.post("/v1/payments/charge", json={"amount": amount, "currency": currency, **fields})
+
+    def refund(self, charge_id: str, **fields: Any) -> httpx.Response:
+        return self.http.post("/v1/payments/refund", json={"charge_id": charge_id, **fields})
+
+    def get(self, charge_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = self.http.get(f"/v1/payments/charge/{charge_id}").json()
+        return body
+
+    def total(self, status: str | None = None) -> int:
+        params = {"status": status} if status else {}
+        return int(self.http.get("/v1/payments/charges", params=params).json()["total"])
+
+    def seed(self, count: int, seed: int = 7) -> list[str]:
+        response = self.http.post("/__sandbox/seed", json={"count": count, "seed": seed})
+        assert response.status_code == 200, response.text
+        ids: list[str] = response.json()["ids"]
+        return ids
+
+
+def screenshot(page: Page, name: str, full_page: bool = True) -> Path:
+    """Save the page as artifacts/screenshots/NAME.png (a test artefact for CI to keep)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def update_docs() -> bool:
+    """docs/dashboard.png changes with every run (timestamps), so it is rewritten only on request."""
+    return os.environ.get("PAYMENTS_SANDBOX_DOCS_SCREENSHOT") == "1"
+
+
+BROWSER_MISSING = (
+    "no `chromium` on PATH: these tests drive Debian's chromium (apt-get install chromium) with Playwright"
+    if shutil.which("chromium") is None and shutil.which("chromium-browser") is None
+    else None
+)

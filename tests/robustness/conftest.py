@@ -1,0 +1,48 @@
+"""Fixtures: a real sandbox process per test module, and a factory for tests that need their own.
+
+Each server is `python -m sandbox serve --port P` on a free port of 127.0.0.1, ready once its
+health check answers. At teardown it gets SIGTERM and must exit 0 with no traceback in its log:
+every module here also proves that the server survived what the module threw at it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from sandbox_proc import SandboxProcess, start_sandbox
+
+
+def stop_cleanly(server: SandboxProcess, *, check_log: bool = True) -> None:
+    code = server.stop()
+    log = server.log()
+    assert code == 0, f"the sandbox exited with {code} after SIGTERM:\n{log}"
+    if check_log:
+        assert "Traceback" not in log, log
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
+    """One server with default settings for the whole module."""
+    server = start_sandbox(tmp_path_factory.mktemp("sandbox"))
+    try:
+        yield server
+    finally:
+        stop_cleanly(server)
+
+
+@pytest.fixture
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., SandboxProcess]]:
+    """`start_server(*flags)` starts a server of the test's own, stopped and checked after the test.
+
+    `check_log=False` leaves the log to the test (it must still exit 0 on SIGTERM).
+    """
+    servers: list[tuple[SandboxProcess, bool]] = []
+
+    def start(*flags: str, check_log: bool = True) -> SandboxProcess:
+        servers.append((start_sandbox(tmp_path_factory.mktemp("sandbox"), *flags), check_log))
+        return servers[-1][0]
+
+    yield start
+    for server, check_log in servers:
+        stop_cleanly(server, check_log=check_log)
