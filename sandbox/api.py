@@ -9,155 +9,206 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from sandbox.auth import tenant_of
-from sandbox.errors import ApiError, InvalidRequest, PayloadTooLarge, UnsupportedMedia
-from sandbox.models import rfc3339
-from sandbox.openapi import Contract, Operation
-from sandbox.payments import Attempt, Payments, Reply
+from sandbox.errors import ApiError, ConfigError, InvalidRequest, PayloadTooLarge, UnsupportedMedia, envelope
+from sandbox.openapi import Contract
+from sandbox.payments import Payments, Reply
 from sandbox.settings import Settings
 from sandbox.store import Journal
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_JOURNAL_BODY_LIMIT = 8192
+_JOURNAL_BODY_LIMIT = 8192  # bytes of each body the journal keeps
+_JOURNAL_TEXT_LIMIT = 255  # characters of the query and Idempotency-Key it keeps
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_log = logging.getLogger("sandbox")
+
+
+def to_json(body: Any) -> bytes:
+    """The one way a JSON body is written."""
+    return _encode(body).encode()
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    """The one way a JSON body goes on the wire."""
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(content, status, headers, media_type="application/json")
+    return Response(to_json(body), status, headers, media_type="application/json")
 
 
 def error_response(error: ApiError) -> Response:
     return json_response(error.status, error.body(), error.headers)
 
 
+class ClientGone(Exception):
+    """The client closed the connection before its request was read in full."""
+
+
 class PaymentsAPI:
+    """A plain ASGI app: the request path of every API call is short and measured (bench/)."""
+
     def __init__(self, contract: Contract, payments: Payments, journal: Journal, settings: Settings) -> None:
         self.contract = contract
         self.payments = payments
         self.journal = journal
         self.settings = settings
-        self.handlers = {
+        self.handlers: dict[str, Handler] = {
             "postCreateCharge": self.create_charge,
             "getGetCharge": self.get_charge,
             "getListCharges": self.list_charges,
             "postCreateRefund": self.create_refund,
         }
+        self.stopping = asyncio.Event()  # set on shutdown: scripted delays end at once
         missing = set(contract.operations) - set(self.handlers)
         if missing:
-            from sandbox.errors import ConfigError
-
             raise ConfigError(
                 f"{contract.source}: no handler for operations {sorted(missing)}; use the bundled contract."
             )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        started = time.time()
-        path = scope["path"][len(self.contract.prefix) :]
-        entry: dict[str, Any] = {"request_body": None, "tenant": None, "scenario": None}
+        started, clock = time.time(), time.perf_counter()
+        method: str = scope["method"]
+        authorization = ctype = length = key = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"content-type":
+                ctype = value.decode("latin-1")
+            elif name == b"content-length":
+                length = value
+            elif name == b"idempotency-key":
+                key = value.decode("latin-1")
+        tenant = scenario = raw = None
+        extra: dict[str, str] | None = None
         try:
-            op, path_params = self.contract.match(request.method, path)
-            entry["tenant"] = tenant = tenant_of(request.headers.get("authorization"), self.settings.jwt_secret)
-            params = op.parse_params(path_params, dict(request.query_params))
-            body = await self._body(request, op, entry) if op.body is not None else None
-            reply = await self.handlers[op.id](request, tenant, params, body)
-            response = json_response(reply.status, reply.body, reply.headers)
-            if reply.scenario:
-                response.headers["Sandbox-Scenario"] = reply.scenario
-            entry["scenario"] = reply.scenario
-            entry["response_body"] = reply.body
+            op, path_params = self.contract.match(method, scope["path"][len(self.contract.prefix) :])
+            tenant = tenant_of(authorization, self.settings.jwt_secret)
+            query: bytes = scope["query_string"]
+            params = op.parse_params(path_params, dict(parse_qsl(query.decode("latin-1"), True)) if query else {})
+            body = None
+            if op.body is not None:
+                raw = await read_asgi_body(receive, length, self.settings.max_body_bytes)
+                body = _parse_body(raw, ctype)
+                op.check_body(body)
+            reply = await self.handlers[op.id](tenant, params, body, key)
+            status, content, extra, scenario = reply.status, to_json(reply.body), reply.headers, reply.scenario
+            if scenario:
+                extra = {**extra, "Sandbox-Scenario": scenario}
         except ApiError as error:
-            response = error_response(error)
-            entry["response_body"] = error.body()
-        await response(scope, receive, send)
-        entry.update(
-            id=scope.get("request_id"),
-            method=request.method,
-            path=scope["path"],
-            query=scope["query_string"].decode("latin-1"),
-            status=response.status_code,
-            started_at=rfc3339(started),
-            duration_ms=round((time.time() - started) * 1000, 3),
-            idempotency_key=request.headers.get("idempotency-key"),
+            status, content, extra = error.status, to_json(error.body()), error.headers
+        except ClientGone:
+            status, content = 499, b""  # nginx's "client closed request": journaled, not answered
+        except Exception:  # never expected: every input has a 4xx answer; the client still gets JSON
+            _log.exception("error while answering %s %s", method, scope["path"])
+            status, content = 500, to_json(envelope("internal_error", "The sandbox hit a bug; please report it."))
+        if status != 499:
+            await send_json(send, status, content, scope.get("request_id"), extra)
+        self.journal.record(
+            {
+                "id": scope.get("request_id"),
+                "tenant": tenant,
+                "method": method,
+                "path": scope["path"],
+                "query": scope["query_string"][:_JOURNAL_TEXT_LIMIT].decode("latin-1"),
+                "status": status,
+                "started": started,
+                "duration": time.perf_counter() - clock,
+                "idempotency_key": key[:_JOURNAL_TEXT_LIMIT] if key else None,
+                "scenario": scenario,
+                "request_body": raw[:_JOURNAL_BODY_LIMIT] if raw else None,
+                "response_body": content[:_JOURNAL_BODY_LIMIT],
+            }
         )
-        self.journal.record(entry)
-
-    async def _body(self, request: Request, op: Operation, entry: dict[str, Any]) -> Any:
-        raw = await read_body(request, self.settings.max_body_bytes)
-        if not raw.strip():
-            entry["request_body"] = None
-            body: Any = {}
-        else:
-            ctype = request.headers.get("content-type", "")
-            media, _, options = ctype.partition(";")
-            if media.strip().lower() != "application/json" or (
-                "charset" in options.lower() and "utf-8" not in options.lower()
-            ):
-                raise UnsupportedMedia(
-                    "unsupported_media_type",
-                    f"Send the body as JSON with `Content-Type: application/json` (got {ctype[:60]!r}).",
-                )
-            entry["request_body"] = raw[:_JOURNAL_BODY_LIMIT].decode("utf-8", "replace")
-            body = parse_json(raw)
-            entry["request_body"] = body if len(raw) <= _JOURNAL_BODY_LIMIT else entry["request_body"]
-        op.check_body(body)
-        return body
 
     # -- endpoints --------------------------------------------------------------------------
-    async def create_charge(self, request: Request, tenant: str, params: dict[str, Any], body: Any) -> Reply:
-        return await self._write(request, tenant, "charge", body)
+    async def create_charge(self, tenant: str, params: dict[str, Any], body: Any, key: str | None) -> Reply:
+        return await self._write(tenant, "charge", body, key)
 
-    async def create_refund(self, request: Request, tenant: str, params: dict[str, Any], body: Any) -> Reply:
-        return await self._write(request, tenant, "refund", body)
+    async def create_refund(self, tenant: str, params: dict[str, Any], body: Any, key: str | None) -> Reply:
+        return await self._write(tenant, "refund", body, key)
 
-    async def get_charge(self, request: Request, tenant: str, params: dict[str, Any], body: Any) -> Reply:
+    async def get_charge(self, tenant: str, params: dict[str, Any], body: Any, key: str | None) -> Reply:
         return Reply(200, self.payments.get_charge(tenant, params["id"]))
 
-    async def list_charges(self, request: Request, tenant: str, params: dict[str, Any], body: Any) -> Reply:
+    async def list_charges(self, tenant: str, params: dict[str, Any], body: Any, key: str | None) -> Reply:
         page = self.payments.list_charges(tenant, params["limit"], params["offset"], params.get("status"))
         return Reply(200, page)
 
-    async def _write(self, request: Request, tenant: str, kind: str, body: dict[str, Any]) -> Reply:
-        key = request.headers.get("idempotency-key")
+    async def _write(self, tenant: str, kind: str, body: dict[str, Any], key: str | None) -> Reply:
         if key is not None and not 1 <= len(key) <= 255:
             raise InvalidRequest("parameter_invalid", "Idempotency-Key must be 1 to 255 characters.", "Idempotency-Key")
         outcome = self.payments.begin(tenant, kind, body, key)
         if isinstance(outcome, Reply):
             return outcome
-        return await self._finish(outcome)
-
-    async def _finish(self, attempt: Attempt) -> Reply:
-        if attempt.delay:
+        if outcome.delay:
             try:
-                await asyncio.sleep(attempt.delay)
+                await asyncio.wait_for(self.stopping.wait(), outcome.delay)
+            except TimeoutError:
+                pass  # the delay ran its course
             except BaseException:
-                self.payments.abandon(attempt)
+                self.payments.abandon(outcome)
                 raise
-        return self.payments.finish(attempt)
+        return self.payments.finish(outcome)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+Handler = Callable[[str, dict[str, Any], Any, "str | None"], Awaitable[Reply]]
+
+
+def _parse_body(raw: bytes, ctype: str | None) -> Any:
+    """The JSON body; an empty one is an empty object, so the schema names what is missing."""
+    if not raw.strip():
+        return {}
+    media, _, options = (ctype or "").partition(";")
+    if media.strip().lower() != "application/json" or ("charset" in options.lower() and "utf-8" not in options.lower()):
+        raise UnsupportedMedia(
+            "unsupported_media_type",
+            f"Send the body as JSON with `Content-Type: application/json` (got {(ctype or '')[:60]!r}).",
+        )
+    return parse_json(raw)
+
+
+async def send_json(
+    send: Send, status: int, content: bytes, request_id: str | None, headers: dict[str, str] | None = None
+) -> None:
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+    if request_id:
+        raw_headers.append((b"request-id", request_id.encode()))
+    if headers:
+        raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+async def read_asgi_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
     """The body, refused with 413 as soon as it is known to be over `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge("payload_too_large", f"The body is over the {limit} byte limit.")
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge("payload_too_large", f"The body is over the {limit} byte limit.")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """A Starlette request's body (control API, dashboard), with the API's limit."""
+    declared = request.headers.get("content-length")
+    return await read_asgi_body(request.receive, declared.encode("latin-1") if declared else None, limit)
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

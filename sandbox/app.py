@@ -6,13 +6,12 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Mount
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sandbox.api import PaymentsAPI, error_response, json_response
+from sandbox.api import ClientGone, PaymentsAPI, error_response, json_response, send_json, to_json
 from sandbox.control import Control
 from sandbox.dashboard import Dashboard
 from sandbox.errors import ApiError, MethodNotAllowed, NotFound, envelope
@@ -23,18 +22,32 @@ from sandbox.scenarios import load_rules
 from sandbox.settings import BUNDLED_SPEC, Settings
 from sandbox.store import Journal, Store
 
+MAX_HEADER_BYTES = 16 * 1024
 
-class RequestIds:
-    """Gives every HTTP response a `Request-Id` header, and the endpoints the same id."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+class Front:
+    """The outermost ASGI app. Gives every HTTP response a `Request-Id` header (and the endpoints
+    the same id), refuses oversized headers with 431, and sends API calls straight to the API, so
+    that the hot path skips the Starlette router; everything else goes to `rest`."""
+
+    def __init__(self, api: PaymentsAPI, rest: ASGIApp) -> None:
+        self.api = api
+        self.prefix = api.contract.prefix
+        self.rest = rest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self.rest(scope, receive, send)
             return
         request_id = scope["request_id"] = new_id("req_")
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+            message = f"The request headers are over {MAX_HEADER_BYTES} bytes in all; send fewer or shorter ones."
+            await send_json(send, 431, to_json(envelope("headers_too_large", message)), request_id)
+            return
+        path: str = scope["path"]
+        if path.startswith(self.prefix) and path[len(self.prefix) : len(self.prefix) + 1] in ("", "/"):
+            await self.api(scope, receive, send)
+            return
         header = (b"request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
@@ -42,7 +55,7 @@ class RequestIds:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        await self.rest(scope, receive, send_with_id)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -60,12 +73,16 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+async def _gone(request: Request, exc: Exception) -> Response:
+    return Response(status_code=499)  # the client left mid-body; nobody reads this
+
+
 async def _crash(request: Request, exc: Exception) -> Response:
     # Never expected: every input has a 4xx answer. If it happens the client still gets JSON.
     return json_response(500, envelope("internal_error", "The sandbox hit a bug; please report it."))
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> Front:
     contract = load_contract(settings.spec, check_document=settings.spec.resolve() != BUNDLED_SPEC.resolve())
     rules = load_rules(settings.scenario_files())
     store = Store()
@@ -74,13 +91,20 @@ def create_app(settings: Settings) -> Starlette:
     api = PaymentsAPI(contract, payments, journal, settings)
     control = Control(contract, payments, journal, settings)
     dashboard = Dashboard(payments, journal, settings)
-    handlers: dict[Any, Any] = {HTTPException: _http_error, ApiError: _api_error, Exception: _crash}
-    app = Starlette(
-        routes=[Mount(contract.prefix, app=api), Mount("/__sandbox", routes=[*control.routes(), *dashboard.routes()])],
-        middleware=[Middleware(RequestIds)],
+    handlers: dict[Any, Any] = {
+        HTTPException: _http_error,
+        ApiError: _api_error,
+        ClientGone: _gone,
+        ClientDisconnect: _gone,
+        Exception: _crash,
+    }
+    rest = Starlette(
+        routes=[
+            Route("/__sandbox", lambda request: RedirectResponse("/__sandbox/", 307)),
+            Mount("/__sandbox", routes=[*control.routes(), *dashboard.routes()]),
+        ],
         exception_handlers=handlers,
     )
     # A missing trailing slash is a 404 in the envelope, as a real API answers, not a redirect.
-    app.router.redirect_slashes = False
-    app.state.payments = payments
-    return app
+    rest.router.redirect_slashes = False
+    return Front(api, rest)

@@ -122,7 +122,7 @@ class Control:
             query.get("path"),
             int(status) if status else None,
         )
-        return json_response(200, {"requests": entries})
+        return json_response(200, {"requests": [self.journal.view(e) for e in entries]})
 
     async def reset(self, request: Request) -> Response:
         tenant = self._tenant(request)

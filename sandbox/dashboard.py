@@ -31,6 +31,7 @@ from sandbox.api import json_response, read_body
 from sandbox.auth import tenant_of
 from sandbox.control import MAX_CLOCK_ADVANCE, MAX_SEED, Endpoint
 from sandbox.errors import ApiError, InvalidRequest, NotFound, Unauthorized
+from sandbox.models import rfc3339
 from sandbox.payments import Payments
 from sandbox.settings import Settings
 from sandbox.store import STATUSES, Journal, Tenant
@@ -209,7 +210,7 @@ class Dashboard:
     # -- pages ------------------------------------------------------------------------------
     async def tenants_page(self, request: Request) -> Response:
         requests = Counter(e["tenant"] for e in self.journal.entries if e["tenant"])
-        last_seen = {e["tenant"]: e["started_at"] for e in self.journal.entries if e["tenant"]}
+        last_seen = {e["tenant"]: rfc3339(e["started"]) for e in self.journal.entries if e["tenant"]}
         keys = sorted(set(self.payments.store.tenants) | set(requests), key=lambda k: last_seen.get(k, ""))
         rows = []
         for key in reversed(keys):  # most recently active first
@@ -240,16 +241,18 @@ class Dashboard:
             raise NotFound("resource_missing", f"No such charge: {request.path_params['charge'][:100]!r}.", "id")
         rule = self.payments.rules_for(state).by_name.get(("charge", charge.scenario or ""))
         refunds = state.refunds_of.get(charge.id, [])
-        # Settling forgets settle_at, so a settled charge's time comes from its rule when it has one.
-        pending = charge.status == "pending" or (rule is not None and rule.record == "pending")
+        pending = charge.status == "pending" or charge.settled_at is not None
         timeline = [Event(charge.created, "Created", "pending" if pending else charge.status)]
         if charge.settle_at is not None:
             timeline.append(Event(charge.settle_at, f"Settles to {charge.settle_to}", None, True))
-        elif pending and charge.status != "pending":
-            after = rule.settle_after if rule is not None else None
-            timeline.append(Event(charge.created + after if after is not None else None, "Settled", charge.status))
+        elif charge.settled_at is not None:
+            timeline.append(Event(charge.settled_at, "Settled", charge.status))
         timeline += [Event(r.created, f"Refunded {money(r.amount, charge.currency)}") for r in refunds]
-        entries = [e for e in self.journal.entries if e["tenant"] == state.key and _charge_of(e) == charge.id]
+        entries = [
+            e
+            for e in self.journal.entries
+            if e["tenant"] == state.key and _mentions(e, charge.id) and _charge_of(Journal.view(e)) == charge.id
+        ]
         context = {"tenant": state, "charge": charge, "rule": rule, "refunds": refunds, "timeline": timeline}
         context |= {"wire": charge.wire(), "entries": _rows(entries[::-1])}
         return self._render(request, "charge.html", context)
@@ -373,13 +376,21 @@ class Dashboard:
             return asked
         from sandbox.seed import seed_charges  # Faker is slow to import; only seeding needs it
 
-        # A blank seed picks a fresh one: the same seed twice would make the same charge ids again.
+        # A blank seed picks a fresh one, so that each click adds different charges.
         made = seed_charges(self.payments, key, int(count), int(seed) if seed else random.randrange(2**31))
         return _redirect(request, f"/ui/tenants/{key}?" + urlencode({"notice": "seeded", "n": len(made)}))
 
 
+def _mentions(entry: dict[str, Any], charge_id: str) -> bool:
+    """A quick test before parsing: whether a journal entry names the charge anywhere."""
+    token = charge_id.encode()
+    return charge_id in entry["path"] or token in (entry["request_body"] or b"") or token in entry["response_body"]
+
+
 def _rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**e, "charge": _charge_of(e)} for e in entries]
+    """Journal entries as the templates show them, each with the charge it is about."""
+    views = [Journal.view(e) for e in entries]
+    return [{**e, "charge": _charge_of(e)} for e in views]
 
 
 def _api_url(request: Request) -> str:

@@ -35,7 +35,8 @@ class Charge:
     amount_refunded: int = 0
     failure_code: str | None = None
     scenario: str | None = None
-    settle_at: float | None = None
+    settle_at: float | None = None  # when a pending charge settles
+    settled_at: float | None = None  # when it did
     settle_to: str | None = None
     settle_code: str | None = None
 

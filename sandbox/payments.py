@@ -67,7 +67,7 @@ class Payments:
         to = charge.settle_to or "succeeded"
         if to == "failed":
             charge.failure_code = charge.settle_code or "generic_decline"
-        charge.settle_at = None
+        charge.settled_at, charge.settle_at = charge.settle_at, None
         tenant.set_status(charge, to)
 
     # -- reads ------------------------------------------------------------------------------
@@ -102,9 +102,12 @@ class Payments:
         return Attempt(tenant, kind, body, rule, key, fingerprint, delay)
 
     def finish(self, attempt: Attempt) -> Reply:
-        tenant = attempt.tenant
+        # Looked up again: a reset during the delay replaced the tenant, and the charge belongs
+        # in the tenant the client reads from next.
+        tenant = attempt.tenant = self.tenant(attempt.tenant.key)
         rule = attempt.rule
-        if rule is not None and rule.fail_first:
+        retried = rule is not None and rule.fail_first
+        if rule is not None and retried:
             tenant.failed_once.discard(attempt.fingerprint)
             rule = None  # the retry of a fail-first request is an ordinary success
         try:
@@ -115,6 +118,8 @@ class Payments:
         except Exception:
             self.abandon(attempt)
             raise
+        if retried and attempt.rule is not None:
+            reply.scenario = attempt.rule.name  # the client sees which rule let the retry through
         if attempt.key is not None:
             saved = tenant.idempotency.get(attempt.key)
             if saved is not None:
@@ -129,9 +134,10 @@ class Payments:
     def abandon(self, attempt: Attempt) -> None:
         """Release the idempotency key of an attempt that never finished."""
         if attempt.key is not None:
-            saved = attempt.tenant.idempotency.get(attempt.key)
-            if saved is not None and saved.reply is None:
-                del attempt.tenant.idempotency[attempt.key]
+            tenant = self.store.tenants.get(attempt.tenant.key)  # None after a reset
+            saved = tenant.idempotency.get(attempt.key) if tenant is not None else None
+            if tenant is not None and saved is not None and saved.reply is None:
+                del tenant.idempotency[attempt.key]
 
     def _match(self, tenant: Tenant, kind: str, body: dict[str, Any]) -> Rule | None:
         rules = self.rules_for(tenant)

@@ -82,9 +82,11 @@ class RuleSet:
         return {name for _, name in self.by_name}
 
     def match(self, kind: str, amount: int, currency: str, metadata: dict[str, str]) -> Rule | None:
-        named = metadata.get("sandbox_scenario")
+        # A name picks the rule of this kind so named; a name only the other kind has (a charge
+        # naming a refund rule, so that its refunds fail) leaves the amount rules in force.
+        named = self.by_name.get((kind, metadata.get("sandbox_scenario", "")))
         if named is not None:
-            return self.by_name.get((kind, named))
+            return named
         best: Rule | None = None
         for rule in self._exact.get((kind, amount), ()):
             if rule.matches(amount, currency, metadata):
@@ -144,7 +146,7 @@ def parse_rules(raw: bytes | str, source: str) -> list[Rule]:
     """Parse and check one document of rules (a file, or a body sent to the control API)."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         try:
             root = loader.get_single_node()
             data = loader.construct_document(root) if root is not None else None
@@ -165,7 +167,7 @@ def parse_rules(raw: bytes | str, source: str) -> list[Rule]:
     errors = sorted(_VALIDATOR.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         error = errors[0]
-        raise ConfigError(f"{source}:{_line(root, list(error.absolute_path))}: {_explain(error)}")
+        raise ConfigError(f"{source}:{_line(root, list(error.absolute_path), error)}: {_explain(error)}")
     rules: list[Rule] = []
     names: dict[tuple[str, str], int] = {}
     rules_node = next(value for key, value in root.value if key.value == "rules")
@@ -266,8 +268,9 @@ def _check_overlaps(rules: list[Rule]) -> None:
             )
 
 
-def _line(root: yaml.Node, path: list[Any]) -> int:
-    """The 1-based line of the node at `path`, or of the deepest node on the way there."""
+def _line(root: yaml.Node, path: list[Any], error: ValidationError) -> int:
+    """The 1-based line of the node at `path`, or of the deepest node on the way there; for an
+    unknown key, the line of that key."""
     node = root
     for part in path:
         if isinstance(node, yaml.MappingNode):
@@ -279,7 +282,24 @@ def _line(root: yaml.Node, path: list[Any]) -> int:
         if nxt is None:
             break
         node = nxt
+    if error.validator == "additionalProperties" and isinstance(node, yaml.MappingNode):
+        schema: Any = error.schema
+        known = schema.get("properties", {})
+        node = next((k for k, _ in node.value if k.value not in known), node)
     return int(node.start_mark.line) + 1
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML without aliases: `*name` could expand a small body into gigabytes (billion laughs),
+    and a list of rules never needs one."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in scenario files; write the value out", mark
+            )
+        return super().compose_node(parent, index)
 
 
 def _explain(error: ValidationError) -> str:

@@ -17,7 +17,8 @@ _SPAN = 30 * 24 * 3600.0  # seeded charges are spread over the tenant's last 30 
 
 
 def seed_charges(payments: Payments, tenant_key: str, count: int, seed: int) -> list[Charge]:
-    """Create `count` charges (some failed, some pending, some refunded) for the tenant."""
+    """Create `count` charges (some failed, some pending, some refunded) for the tenant. The same
+    seed gives the same charges; their ids are new every time, so seeding twice never collides."""
     rng = random.Random(seed)
     fake = Faker()
     fake.seed_instance(seed)
@@ -33,7 +34,7 @@ def seed_charges(payments: Payments, tenant_key: str, count: int, seed: int) -> 
         roll = rng.random()
         status = "failed" if roll < 0.12 else "pending" if roll < 0.17 else "succeeded"
         charge = Charge(
-            id=new_id("ch_", rng),
+            id=new_id("ch_"),
             seq=payments.store.next_seq(),
             amount=amount,
             currency=currency,
@@ -52,7 +53,7 @@ def seed_charges(payments: Payments, tenant_key: str, count: int, seed: int) -> 
             refunded = amount if rng.random() < 0.5 else rng.randint(1, amount)
             tenant.add_refund(
                 Refund(
-                    new_id("rf_", rng),
+                    new_id("rf_"),
                     charge.id,
                     refunded,
                     rng.choice(_REASONS),

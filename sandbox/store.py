@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import json
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from sandbox.models import Charge, Refund
+from sandbox.models import Charge, Refund, rfc3339
 
 STATUSES = ("succeeded", "pending", "failed")
 _seq = attrgetter("seq")
@@ -120,13 +121,28 @@ class Store:
 
 
 class Journal:
-    """The last `size` API calls, oldest first: a ring buffer, so a long soak cannot exhaust memory."""
+    """The last `size` API calls, oldest first: a ring buffer, so a long soak cannot exhaust memory.
+
+    An entry keeps the bodies as the bytes that crossed the wire (at most 8 KiB each), so its
+    size is bounded in bytes too; `view` turns one into what the control API and dashboard show.
+    """
 
     def __init__(self, size: int) -> None:
         self.entries: deque[dict[str, Any]] = deque(maxlen=size)
 
     def record(self, entry: dict[str, Any]) -> None:
         self.entries.append(entry)
+
+    @staticmethod
+    def view(entry: dict[str, Any]) -> dict[str, Any]:
+        """An entry with its bodies parsed (or as text when cut short or not JSON) and its times
+        formatted."""
+        shown = {k: v for k, v in entry.items() if k not in ("started", "duration")}
+        shown["started_at"] = rfc3339(entry["started"])
+        shown["duration_ms"] = round(entry["duration"] * 1000, 3)
+        for name in ("request_body", "response_body"):
+            shown[name] = _decoded(entry[name])
+        return shown
 
     def select(
         self, tenant: str | None, method: str | None, path: str | None, status: int | None
@@ -147,3 +163,17 @@ class Journal:
             kept = [e for e in self.entries if e["tenant"] != tenant]
             self.entries.clear()
             self.entries.extend(kept)
+
+
+def _decoded(raw: bytes | None) -> Any:
+    if not raw:
+        return None
+    text = raw.decode("utf-8", "replace")
+    try:
+        return json.loads(text, parse_constant=_refuse)
+    except (ValueError, RecursionError):
+        return text  # not JSON, cut short, NaN or nested too deeply: shown as sent
+
+
+def _refuse(constant: str) -> Any:
+    raise ValueError(constant)

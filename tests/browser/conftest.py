@@ -9,11 +9,12 @@ fixtures skip with a reason when either is missing, while the HTTP-level tests s
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
 from .harness import CHROMIUM_FLAGS, CONTROL_TOKEN, Client, Sandbox, start_sandbox
 
 if TYPE_CHECKING:

@@ -6,6 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 import pytest
+
 from .harness import BROWSER_MISSING, Client, Sandbox, screenshot
 
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed").expect

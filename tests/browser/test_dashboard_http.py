@@ -12,9 +12,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from .harness import CONTROL_TOKEN, Client, Sandbox
 
 from sandbox.dashboard import money
+
+from .harness import CONTROL_TOKEN, Client, Sandbox
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 

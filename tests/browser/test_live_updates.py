@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+
 from .harness import BROWSER_MISSING, Client, Sandbox, screenshot
 
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed").expect

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+
 from .harness import BROWSER_MISSING, ROOT, Client, Sandbox, screenshot, update_docs
 
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed").expect

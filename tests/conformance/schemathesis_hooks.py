@@ -18,9 +18,9 @@ Two jobs, both as narrow as they can be:
      stateful phase refunds the same charge many times, so these are reached; no schema can
      express them and the contract documents them as 400 "the request is invalid, or the
      processor declined it". These are not findings.
-   - KNOWN_FINDINGS: real mismatches between the contract and the sandbox, recorded in the
-     proof's findings; each one has its own xfail(strict=True) test in test_contract_findings.py,
-     which starts to XPASS (and so fails) the day it is fixed; then delete its entry here.
+   - KNOWN_FINDINGS: rules of the API that OpenAPI 3.0 cannot state in a schema, so schemathesis
+     takes a request breaking them for valid data; test_contract_findings.py checks each one is
+     described in the contract and enforced by the sandbox.
 
 Every call and every dropped failure is appended, as JSON lines, to the file named by
 `CONFORMANCE_LOG`, so the pytest test can check what was exercised and what was dropped.
@@ -39,9 +39,6 @@ import schemathesis
 
 BUSINESS_RULES = frozenset({"amount_too_large", "charge_already_refunded", "charge_not_refundable"})
 KNOWN_FINDINGS: dict[str, Callable[[dict[str, Any], Any], bool]] = {
-    # openapi.json declares both request bodies `required: false`, so schemathesis sends a POST
-    # without a body as valid data; the sandbox answers 400 parameter_missing.
-    "body_optional_in_contract": lambda error, sent_body: error.get("code") == "parameter_missing" and not sent_body,
     # The contract says "keys of at most 40 characters" only in prose (OpenAPI 3.0 has no
     # propertyNames); the sandbox enforces it, so a schema-valid longer key gets a 400.
     "metadata_key_length_not_in_schema": lambda error, sent_body: (

@@ -77,14 +77,9 @@ BAD_FILES = {
     ),
 }
 
-LINE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: scenarios._line points an unknown key at the first line of the mapping holding it "
-    "(here `status: 200`), not at the unknown key's own line",
-)
 # The five kinds of mistake the scenarios issue names; `serve` is run once for each.
 SERVE_CASES = ["yaml_syntax", "unknown_key", "duplicate_names", "overlapping_ranges", "unknown_rule_kind"]
-LINE_CASES = [pytest.param(name, marks=LINE_BUG) if name == "unknown_key" else name for name in BAD_FILES]
+LINE_CASES = list(BAD_FILES)
 
 
 @pytest.fixture(scope="module")

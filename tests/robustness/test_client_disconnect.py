@@ -79,15 +79,6 @@ def test_a_client_breaking_off_mid_body_stores_nothing_and_blocks_no_one(
     assert server.stop() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: when a client goes away while the sandbox reads the body, starlette raises "
-    "ClientDisconnect out of sandbox/api.py read_body (via PaymentsAPI._body); nothing catches it, so "
-    "uvicorn logs 'ERROR: Exception in ASGI application' with a traceback, the _crash handler "
-    "writes a 500 to a closed socket, and the call never reaches the journal. Fix: catch "
-    "starlette.requests.ClientDisconnect in PaymentsAPI.__call__ (and control._json), journal the "
-    "call (e.g. status 499) and return without a response.",
-)
 def test_a_client_breaking_off_mid_body_is_not_a_server_error(start_server: Callable[..., SandboxProcess]) -> None:
     server = start_server(check_log=False)
     for name in BROKEN_FRAMING:

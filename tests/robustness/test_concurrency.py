@@ -149,14 +149,6 @@ def test_tenants_in_parallel_see_only_their_own_charges(sandbox: SandboxProcess)
         assert owner.get(f"{API}/charge/{someone_elses}").json()["amount_refunded"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a charge in flight (the `slow` scenario) while its tenant is reset is answered 200 but "
-    "lost: GET of its id is 404 and the list is empty. sandbox/payments.py keeps the Tenant object in "
-    "the Attempt and Payments.finish commits into it after the delay, although reset has replaced "
-    "it in the store (the module docstring promises 'nothing read before the sleep is trusted after "
-    "it'). Fix: in finish() (and abandon()) look the tenant up again by key, self.tenant(attempt.tenant.key).",
-)
 def test_a_charge_answered_200_across_a_tenant_reset_can_be_read_back(sandbox: SandboxProcess) -> None:
     token, key = f"reset-{uuid4().hex}", f"key-{uuid4().hex}"
     body = {"amount": SLOW, "currency": "USD"}
