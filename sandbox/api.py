@@ -231,11 +231,14 @@ def _no_constant(text: str) -> Any:
     raise ValueError(f"{text} is not valid JSON")
 
 
+_decoder = json.JSONDecoder(object_pairs_hook=_unique, parse_float=_finite, parse_constant=_no_constant)
+
+
 def parse_json(raw: bytes) -> Any:
     """Strict JSON: UTF-8, no NaN/Infinity, no duplicate keys, no overflowing numbers."""
     try:
         text = raw.decode("utf-8")
-        body = json.loads(text, object_pairs_hook=_unique, parse_float=_finite, parse_constant=_no_constant)
+        body = _decoder.decode(text)
     except UnicodeDecodeError as exc:
         raise InvalidRequest("invalid_json", f"The body is not valid UTF-8 (byte {exc.start}).") from exc
     except RecursionError as exc:

@@ -40,7 +40,7 @@ class Front:
             await self.rest(scope, receive, send)
             return
         request_id = scope["request_id"] = new_id("req_")
-        if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+        if sum([len(name) + len(value) for name, value in scope["headers"]]) > MAX_HEADER_BYTES:
             message = f"The request headers are over {MAX_HEADER_BYTES} bytes in all; send fewer or shorter ones."
             await send_json(send, 431, to_json(envelope("headers_too_large", message)), request_id)
             return

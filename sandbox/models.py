@@ -14,8 +14,13 @@ _ALPHABET = string.ascii_letters + string.digits
 _random = random.Random()
 
 
+# Each random byte picks a letter by its value modulo 62: a slight lean towards the first 8 letters
+# that costs nothing in uniqueness and makes an id one C call instead of 24 Python ones.
+_BYTE_TO_LETTER = bytes(ord(_ALPHABET[i % len(_ALPHABET)]) for i in range(256))
+
+
 def new_id(prefix: str, rng: random.Random | None = None) -> str:
-    return prefix + "".join((rng or _random).choices(_ALPHABET, k=24))
+    return prefix + (rng or _random).randbytes(24).translate(_BYTE_TO_LETTER).decode()
 
 
 def rfc3339(ts: float) -> str:

@@ -86,13 +86,17 @@ class Payments:
         """Everything up to the scenario's delay: a final Reply, or an Attempt to finish."""
         tenant = self.tenant(tenant_key)
         _check_metadata(body)
-        fingerprint = _fingerprint(kind, body)
+        # What "the same request" means for idempotency and fail-first rules; only they need it.
+        fingerprint = ""
         if key is not None:
+            fingerprint = _fingerprint(kind, body)
             tenant.forget_expired(tenant.now(), IDEMPOTENCY_TTL)
             saved = tenant.idempotency.get(key)
             if saved is not None:
                 return _replay(saved, fingerprint, key)
         rule = self._match(tenant, kind, body)
+        if rule is not None and rule.fail_first:
+            fingerprint = fingerprint or _fingerprint(kind, body)
         if rule is not None and rule.fail_first and fingerprint not in tenant.failed_once:
             tenant.failed_once.add(fingerprint)
             return _error_reply(rule)
