@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -35,8 +36,12 @@ _log = logging.getLogger("sandbox")
 
 
 def to_json(body: Any) -> bytes:
-    """The one way a JSON body is written."""
-    return _encode(body).encode()
+    """The one way a JSON body is written: orjson (compact UTF-8) for speed, the standard library
+    for what orjson refuses (integers over 64 bits, say, in a journaled request body)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return _encode(body).encode()
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:

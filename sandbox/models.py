@@ -6,6 +6,7 @@ import random
 import string
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -24,7 +25,12 @@ def new_id(prefix: str, rng: random.Random | None = None) -> str:
 
 
 def rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    return _rfc3339(int(ts))
+
+
+@lru_cache(maxsize=4096)  # strftime is a tenth of the cost of reading a charge
+def _rfc3339(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 @dataclass(slots=True)
