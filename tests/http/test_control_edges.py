@@ -85,3 +85,11 @@ async def test_a_charge_naming_a_refund_rule_still_meets_the_decline_of_its_magi
     response = await client.post(f"{API}/charge", json=body)
 
     api.error(response, 400, code="card_declined")
+
+
+async def test_the_journal_shows_a_body_with_an_integer_beyond_64_bits(client, api):
+    response = await client.post(f"{API}/charge", json={"amount": 2**70, "currency": "USD"})
+    entries = (await client.get("/__sandbox/requests")).json()["requests"]
+
+    api.error(response, 400, param="amount")
+    assert entries[0]["request_body"] == {"amount": 2**70, "currency": "USD"}
