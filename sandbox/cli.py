@@ -29,8 +29,9 @@ environment:
   {ENV}SCENARIOS=a.yaml{os.pathsep}more/ ({os.pathsep}-separated), {ENV}NO_DEFAULT_SCENARIOS=1.
   A flag on the command line wins over its variable.
 
-The API is served under /v1/payments (the contract's server path); the control API and the
-health check under /__sandbox/. Stop the server with Ctrl-C or SIGTERM (exit code 0).
+The API is served under /v1/payments (the contract's server path); the dashboard (open it in a
+browser), the control API and the health check under /__sandbox/. Stop the server with Ctrl-C or
+SIGTERM (exit code 0): requests in flight are answered first, scripted delays cut short.
 """
 
 
