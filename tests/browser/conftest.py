@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .harness import CHROMIUM_FLAGS, CONTROL_TOKEN, Client, Sandbox, start_sandbox
+from .harness import CHROMIUM_FLAGS, CONTROL_TOKEN, Client, Sandbox, start
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, ViewportSize
@@ -25,17 +25,17 @@ VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    server = start_sandbox(tmp_path_factory.mktemp("logs"))
+    server = start(tmp_path_factory.mktemp("logs"))
     yield server
-    server.stop()
+    assert server.stop() == 0, server.log()
 
 
 @pytest.fixture(scope="session")
 def locked_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """A server started with --control-token CONTROL_TOKEN."""
-    server = start_sandbox(tmp_path_factory.mktemp("logs"), "--control-token", CONTROL_TOKEN)
+    server = start(tmp_path_factory.mktemp("logs"), "--control-token", CONTROL_TOKEN)
     yield server
-    server.stop()
+    assert server.stop() == 0, server.log()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import httpx
-import pytest
+from sandbox_server import SandboxProcess, start_sandbox
 
 from sandbox.auth import tenant_of
 
@@ -35,56 +29,21 @@ CHROMIUM_FLAGS = [
 ]
 
 
-@dataclass
-class Sandbox:
-    """A running server: its process, base URL and log."""
+class Sandbox(SandboxProcess):
+    """A running server (tests/sandbox_server.py), with the URLs the browser tests open."""
 
-    proc: subprocess.Popen[bytes]
-    url: str
-    log: Path
+    @property
+    def url(self) -> str:
+        return self.base_url
 
     @property
     def ui(self) -> str:
-        return self.url + "/__sandbox"
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            assert self.proc.wait(timeout=15) == 0, self.log.read_text()
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
+        return self.base_url + "/__sandbox"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_sandbox(log_dir: Path, *args: str) -> Sandbox:
-    """Start `payments-sandbox serve` on a free port and wait until its health endpoint answers."""
-    script = Path(sys.executable).parent / "payments-sandbox"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "sandbox"]
-    port = _free_port()
-    log = log_dir / f"sandbox-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([*command, "serve", "--port", str(port), *args], stdout=out, stderr=out)
-    sandbox = Sandbox(proc, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the sandbox exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(sandbox.ui + "/health", timeout=1).status_code == 200:
-                return sandbox
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    pytest.fail(f"the sandbox did not become healthy:\n{log.read_text()}")
+def start(log_dir: Path, *args: str) -> Sandbox:
+    started = start_sandbox(log_dir, *args)
+    return Sandbox(started.proc, started.port, started.log_path)
 
 
 class Client:

@@ -1,8 +1,8 @@
-"""Start and stop real `python -m sandbox serve` processes for the conformance tests.
+"""Helpers of the conformance tests: the contract's documented responses, JWTs, clean stops.
 
 The conformance run talks to the sandbox the way a client does: over TCP on 127.0.0.1, through
-uvicorn. Each fixture starts its own process on a free port, waits for the health endpoint, and
-at teardown stops it with SIGTERM and checks that it exits 0 without a traceback in its log.
+uvicorn. Each fixture starts its own process (tests/sandbox_server.py) and at teardown stops it
+with SIGTERM and checks that it exits 0 without a traceback in its log.
 """
 
 from __future__ import annotations
@@ -11,79 +11,21 @@ import base64
 import hashlib
 import hmac
 import json
-import signal
-import socket
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
+from sandbox_server import SandboxProcess
 
-HEALTH = "/__sandbox/health"
-START_TIMEOUT = 20.0
-STOP_TIMEOUT = 20.0
 JWT_SECRET = "conformance-secret"
 
 
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start(args: list[str], log_dir: Path) -> Server:
-    port = _free_port()
-    log = log_dir / f"sandbox-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "serve", "--port", str(port), "--log-level", "warning", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(proc, port, log)
-    deadline = time.monotonic() + START_TIMEOUT
-    with httpx.Client(timeout=1.0, trust_env=False) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"the sandbox exited with {proc.returncode} before it was ready:\n{log.read_text()}")
-            try:
-                if client.get(server.base_url + HEALTH).status_code == 200:
-                    return server
-            except httpx.TransportError:
-                time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    pytest.fail(f"the sandbox did not answer {HEALTH} within {START_TIMEOUT} s:\n{log.read_text()}")
-
-
-def stop(server: Server) -> None:
-    server.proc.send_signal(signal.SIGTERM)
-    try:
-        code = server.proc.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
-        pytest.fail(f"the sandbox ignored SIGTERM for {STOP_TIMEOUT} s:\n{server.log.read_text()}")
-    log = server.log.read_text(errors="replace")
-    assert code == 0, f"the sandbox exited with {code} after SIGTERM:\n{log}"
-    assert "Traceback" not in log, log
+def stop(server: SandboxProcess) -> None:
+    """SIGTERM, then the exit must be clean: code 0 and no traceback in the log."""
+    code = server.stop()
+    assert code == 0, f"the sandbox exited with {code} after SIGTERM:\n{server.log()}"
+    assert "Traceback" not in server.log(), server.log()
 
 
 def _b64(data: bytes) -> str:

@@ -14,13 +14,14 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from conformance_support import SPEC, Server, body_validator
+from conformance_support import SPEC, body_validator
+from sandbox_server import SandboxProcess
 
 API = "/v1/payments"
 
 
 @pytest.mark.parametrize("path", ["/charge", "/refund"])
-def test_contract_and_sandbox_agree_on_a_post_without_body(default_server: Server, path: str) -> None:
+def test_contract_and_sandbox_agree_on_a_post_without_body(default_server: SandboxProcess, path: str) -> None:
     headers = {"Authorization": f"Bearer findings-{uuid4().hex}"}
     response = httpx.post(f"{default_server.base_url}{API}{path}", headers=headers, trust_env=False)
     body_required = SPEC["paths"][path]["post"]["requestBody"].get("required", False)
@@ -31,7 +32,9 @@ def test_contract_and_sandbox_agree_on_a_post_without_body(default_server: Serve
 
 
 @pytest.mark.parametrize("path", ["/charge", "/refund"])
-def test_a_41_character_metadata_key_is_refused_as_the_contract_describes(default_server: Server, path: str) -> None:
+def test_a_41_character_metadata_key_is_refused_as_the_contract_describes(
+    default_server: SandboxProcess, path: str
+) -> None:
     headers = {"Authorization": f"Bearer findings-{uuid4().hex}"}
     with httpx.Client(base_url=default_server.base_url + API, headers=headers, trust_env=False) as client:
         charge = client.post("/charge", json={"amount": 1500, "currency": "USD"})

@@ -30,7 +30,8 @@ from collections import Counter
 from pathlib import Path
 from uuid import uuid4
 
-from conformance_support import Server, make_jwt
+from conformance_support import make_jwt
+from sandbox_server import SandboxProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "openapi.json"
@@ -47,7 +48,7 @@ def _schemathesis() -> str:
     return found
 
 
-def test_schemathesis_finds_nothing(strict_server: Server, tmp_path: Path) -> None:
+def test_schemathesis_finds_nothing(strict_server: SandboxProcess, tmp_path: Path) -> None:
     token = make_jwt(f"conformance-{uuid4().hex}")
     log = tmp_path / "calls.jsonl"
     report = tmp_path / "report.json"

@@ -12,7 +12,8 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
-from conformance_support import OPERATIONS, Server, documented_responses, response_problems
+from conformance_support import OPERATIONS, documented_responses, response_problems
+from sandbox_server import SandboxProcess
 
 API = "/v1/payments"
 
@@ -22,14 +23,14 @@ def _status(rule: dict[str, Any]) -> int:
     return int(then.get("status", 400 if then.get("error") else 200))
 
 
-def _rules(server: Server) -> list[dict[str, Any]]:
+def _rules(server: SandboxProcess) -> list[dict[str, Any]]:
     response = httpx.get(f"{server.base_url}/__sandbox/scenarios", trust_env=False)
     assert response.status_code == 200, response.text
     rules: list[dict[str, Any]] = response.json()["rules"]
     return rules
 
 
-def test_every_scripted_status_is_documented(default_server: Server) -> None:
+def test_every_scripted_status_is_documented(default_server: SandboxProcess) -> None:
     rules = _rules(default_server)
     assert len(rules) >= 10, rules  # the built-in pack is loaded
     undocumented = [
@@ -40,7 +41,7 @@ def test_every_scripted_status_is_documented(default_server: Server) -> None:
     assert undocumented == []
 
 
-def _trigger(server: Server, rule: dict[str, Any]) -> list[tuple[str, str, httpx.Response]]:
+def _trigger(server: SandboxProcess, rule: dict[str, Any]) -> list[tuple[str, str, httpx.Response]]:
     """Make the request(s) that trigger `rule`, as a fresh tenant; (path, method, response) each."""
     when = rule.get("when", {})
     amount = when.get("amount")
@@ -67,7 +68,7 @@ def _trigger(server: Server, rule: dict[str, Any]) -> list[tuple[str, str, httpx
     return exchanges
 
 
-def test_every_scripted_response_keeps_the_contract(default_server: Server) -> None:
+def test_every_scripted_response_keeps_the_contract(default_server: SandboxProcess) -> None:
     rules = _rules(default_server)
     # Together, so that the scripted 3 s delay of `slow` is waited out once.
     with ThreadPoolExecutor(max_workers=len(rules)) as pool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from sandbox_proc import SandboxProcess, start_sandbox
+from sandbox_server import SandboxProcess, start_sandbox
 
 
 def stop_cleanly(server: SandboxProcess, *, check_log: bool = True) -> None:

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from uuid import uuid4
 
 import pytest
-from sandbox_proc import API, HOST, SandboxProcess, chunked, exchange
+from sandbox_proc import chunked, exchange
+from sandbox_server import API, HOST, SandboxProcess
 
 VALID = b'{"amount":1500,"currency":"USD"}'
 

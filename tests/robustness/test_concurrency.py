@@ -14,7 +14,8 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from sandbox_proc import API, SandboxProcess, run_async
+from sandbox_proc import run_async
+from sandbox_server import API, SandboxProcess
 
 SCRIPTED_DELAY = 3.0  # the default pack's `slow` rule, amount 100408
 SLOW = 100408

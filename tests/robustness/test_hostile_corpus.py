@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from uuid import uuid4
 
 import pytest
-from sandbox_proc import API, HOST, RawResponse, SandboxProcess, build_request, chunked, exchange
+from sandbox_proc import RawResponse, build_request, chunked, exchange
+from sandbox_server import API, HOST, SandboxProcess
 
 VALID = b'{"amount":1500,"currency":"USD"}'
 JSON_TYPE = b"application/json"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from uuid import uuid4
 
 import httpx
-from sandbox_proc import API, SandboxProcess
+from sandbox_server import API, SandboxProcess
 
 MB = 1024
 BUDGET_KB = 30 * MB

@@ -15,7 +15,8 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
-from sandbox_proc import API, SandboxProcess, run_async
+from sandbox_proc import run_async
+from sandbox_server import API, SandboxProcess
 
 SCRIPTED_DELAY = 3.0
 SLOW = 100408
