@@ -46,7 +46,9 @@
   // The request journal: ask for what arrived after the newest id we know and prepend it.
   function pollJournal(list) {
     const empty = document.getElementById("requests-empty");
+    const summary = document.getElementById("requests-summary");
     const limit = Number(list.dataset.limit || 200);
+    let matching = Number(summary ? summary.dataset.count : 0);
     return async function () {
       const url = new URL(list.dataset.feed, window.location.href);
       new URLSearchParams(window.location.search).forEach(function (v, k) { if (k !== "after") url.searchParams.set(k, v); });
@@ -63,6 +65,11 @@
         while (list.children.length > limit) list.lastElementChild.remove();
       }
       if (empty) empty.hidden = list.children.length > 0;
+      if (summary && (data.reset || data.count)) {
+        matching = data.reset ? data.count : matching + data.count;
+        summary.textContent = matching + " matching request" + (matching === 1 ? "" : "s") +
+          (matching > limit ? "; the newest " + limit + " are shown" : "") + ".";
+      }
     };
   }
 

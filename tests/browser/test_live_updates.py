@@ -67,6 +67,7 @@ def test_requests_appear_in_the_live_list(page: Page, sandbox: Sandbox, client: 
     client.http.get(f"/v1/payments/charge/{declined}")
 
     expect(page.locator("#requests > li")).to_have_count(2)
+    expect(page.locator("#requests-summary")).to_have_text("2 matching requests.")
     expect(page.locator("#requests > li").first.locator(".req-method")).to_have_text("GET")
     expect(entry.locator("details")).to_have_attribute("open", "")  # what was open stays open
     assert_not_reloaded(page)
