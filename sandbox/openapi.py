@@ -3,8 +3,10 @@
 OpenAPI 3.0 schemas are not plain JSON Schema (`nullable`, `example`, `format` differ), so bodies
 and parameters are checked with `OAS30Validator` from openapi-schema-validator, a jsonschema
 validator class that speaks the 3.0 dialect, instead of a hand-written translation. Every request
-first meets a predicate compiled from the same schema (`fastcheck.py`); only when it says no does
-the validator run, to find and word the error.
+first meets a predicate compiled from the same schema at start (`fastcheck.py`); only when it says
+no does the validator run, to find and word the error. So the validators are built when first
+needed (`LazyValidator`): importing jsonschema and openapi-schema-validator (which loads pydantic)
+is half of the sandbox's start-up, and a run of valid requests never pays for it.
 """
 
 from __future__ import annotations
@@ -14,35 +16,61 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from jsonschema import validators
-from jsonschema.exceptions import ValidationError
-from jsonschema.protocols import Validator
-from openapi_schema_validator import OAS30Validator as _OAS30Validator
 
 from sandbox.errors import ConfigError, InvalidRequest, MethodNotAllowed, NotFound
 from sandbox.fastcheck import Check, fast_check
 
-_enum_keyword = _OAS30Validator.VALIDATORS["enum"]
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
+
 _string_sets: dict[int, tuple[list[Any], frozenset[str]]] = {}
 
 
-def _enum(validator: Validator, enums: list[Any], instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
-    """`enum` with a hashed lookup for strings: the 180-code currency list costs one set probe
-    instead of 180 `equal()` calls. Anything else takes jsonschema's own path."""
-    if isinstance(instance, str):
-        cached = _string_sets.get(id(enums))
-        if cached is None or cached[0] is not enums:
-            cached = _string_sets[id(enums)] = (enums, frozenset(e for e in enums if isinstance(e, str)))
-        if instance in cached[1]:
-            return
-    yield from _enum_keyword(validator, enums, instance, schema)
+@cache
+def validator_class() -> Any:
+    """openapi-schema-validator's `OAS30Validator`, with a faster `enum` for strings: the 180-code
+    currency list costs one set probe instead of 180 `equal()` calls."""
+    from jsonschema import validators
+    from openapi_schema_validator import OAS30Validator
+
+    enum_keyword = OAS30Validator.VALIDATORS["enum"]
+
+    def enum(
+        validator: Validator, enums: list[Any], instance: Any, schema: dict[str, Any]
+    ) -> Iterator[ValidationError]:
+        if isinstance(instance, str):
+            cached = _string_sets.get(id(enums))
+            if cached is None or cached[0] is not enums:
+                cached = _string_sets[id(enums)] = (enums, frozenset(e for e in enums if isinstance(e, str)))
+            if instance in cached[1]:
+                return
+        yield from enum_keyword(validator, enums, instance, schema)
+
+    return validators.extend(OAS30Validator, {"enum": enum})  # type: ignore[no-untyped-call]
 
 
-OAS30Validator: Any = validators.extend(_OAS30Validator, {"enum": _enum})  # type: ignore[no-untyped-call]
+class LazyValidator:
+    """The jsonschema validator of one schema, built on first use (see the module docstring)."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self._built: Validator | None = None
+
+    def _validator(self) -> Validator:
+        if self._built is None:
+            self._built = validator_class()(self.schema)
+        return self._built
+
+    def iter_errors(self, instance: Any) -> Iterator[ValidationError]:
+        return self._validator().iter_errors(instance)
+
+    def is_valid(self, instance: Any) -> bool:
+        return self._validator().is_valid(instance)
 
 
 _INTEGER = re.compile(r"-?[0-9]{1,15}")
@@ -56,7 +84,7 @@ class Param:
     required: bool
     type: str | None
     default: Any
-    validator: Validator
+    validator: LazyValidator
     fast: Check | None = None  # `fast_check` of the validator's schema
 
 
@@ -66,7 +94,7 @@ class Operation:
     method: str
     template: str
     params: tuple[Param, ...]
-    body: Validator | None
+    body: LazyValidator | None
     fast_body: Check | None = None  # `fast_check` of the body schema
 
     def parse_params(self, path: dict[str, str], query: dict[str, str]) -> dict[str, Any]:
@@ -165,11 +193,10 @@ class Contract:
 def _compile(template: str, method: str, item: dict[str, Any], document: dict[str, Any]) -> Operation:
     spec = item[method.lower()]
 
-    def validator(schema: dict[str, Any]) -> Validator:
+    def validator(schema: dict[str, Any]) -> LazyValidator:
         # References are inlined once here: resolving a $ref on every request cost more than
         # the rest of the validation together.
-        compiled: Validator = OAS30Validator(_inline(schema, document, ()))
-        return compiled
+        return LazyValidator(_inline(schema, document, ()))
 
     params = []
     for raw in item.get("parameters", []) + spec.get("parameters", []):

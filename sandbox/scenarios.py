@@ -11,18 +11,26 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
 
 from sandbox.errors import ConfigError
-from sandbox.settings import PACKAGE_DIR
+from sandbox.settings import DEFAULT_SCENARIOS, PACKAGE_DIR
 
-_SCHEMA = json.loads((PACKAGE_DIR / "scenario-schema.json").read_text())
-_VALIDATOR = Draft202012Validator(_SCHEMA)
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
+
+
+@cache
+def _schema_validator() -> Validator:
+    """The JSON Schema of a scenario document, compiled once, when a file first needs checking."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(json.loads((PACKAGE_DIR / "scenario-schema.json").read_text()))
 
 
 @dataclass(frozen=True)
@@ -135,14 +143,17 @@ def load_rules(paths: tuple[Path, ...]) -> RuleSet:
     for path in scenario_files(paths):
         raw = path.read_bytes()
         fingerprints[str(path.resolve())] = hashlib.sha256(raw).hexdigest()
-        for rule in parse_rules(raw, str(path.resolve())):
+        # The built-in pack is checked against the schema by the test suite; skipping it here
+        # keeps jsonschema out of the start-up of a sandbox given no files of its own.
+        bundled = path.resolve() == DEFAULT_SCENARIOS.resolve()
+        for rule in parse_rules(raw, str(path.resolve()), check_schema=not bundled):
             if (rule.applies_to, rule.name) not in seen:
                 seen.add((rule.applies_to, rule.name))
                 rules.append(rule)
     return RuleSet(_renumber(rules), fingerprints)
 
 
-def parse_rules(raw: bytes | str, source: str) -> list[Rule]:
+def parse_rules(raw: bytes | str, source: str, *, check_schema: bool = True) -> list[Rule]:
     """Parse and check one document of rules (a file, or a body sent to the control API)."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
@@ -164,7 +175,8 @@ def parse_rules(raw: bytes | str, source: str) -> list[Rule]:
         raise ConfigError(f"{source}: YAML error: {exc}; fix the file.") from exc
     if root is None:
         raise ConfigError(f"{source}:1: the document is empty; write `rules:` with a list of rules.")
-    errors = sorted(_VALIDATOR.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    found = _schema_validator().iter_errors(data) if check_schema else iter(())
+    errors = sorted(found, key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         error = errors[0]
         raise ConfigError(f"{source}:{_line(root, list(error.absolute_path), error)}: {_explain(error)}")

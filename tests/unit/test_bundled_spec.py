@@ -93,3 +93,13 @@ def test_every_documented_response_has_a_json_schema(path, method):
     for status, response in BUNDLED["paths"][path][method]["responses"].items():
         media = deref(response, BUNDLED).get("content", {}).get("application/json", {})
         assert "schema" in media, f"{method.upper()} {path} {status} has no JSON schema"
+
+
+def test_the_built_in_scenario_pack_passes_the_scenario_schema():
+    # `serve` skips this check for the bundled pack to start faster; this test is what it relies on.
+    from sandbox.scenarios import parse_rules
+    from sandbox.settings import DEFAULT_SCENARIOS
+
+    rules = parse_rules(DEFAULT_SCENARIOS.read_bytes(), str(DEFAULT_SCENARIOS), check_schema=True)
+
+    assert len(rules) == 11
