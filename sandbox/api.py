@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from sandbox.auth import tenant_of
-from sandbox.errors import ApiError, ConfigError, InvalidRequest, PayloadTooLarge, UnsupportedMedia, envelope
+from sandbox.errors import ApiError, ConfigError, InternalError, InvalidRequest, PayloadTooLarge, UnsupportedMedia
 from sandbox.openapi import Contract
 from sandbox.payments import Payments, Reply
 from sandbox.settings import Settings
@@ -112,7 +112,8 @@ class PaymentsAPI:
             status, content = 499, b""  # nginx's "client closed request": journaled, not answered
         except Exception:  # never expected: every input has a 4xx answer; the client still gets JSON
             _log.exception("error while answering %s %s", method, scope["path"])
-            status, content = 500, to_json(envelope("internal_error", "The sandbox hit a bug; please report it."))
+            crash = InternalError()
+            status, content = crash.status, to_json(crash.body())
         if status != 499:
             await send_json(send, status, content, scope.get("request_id"), extra)
         self.journal.record(

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sandbox.api import ClientGone, PaymentsAPI, error_response, json_response, send_json, to_json
 from sandbox.control import Control
 from sandbox.dashboard import Dashboard
-from sandbox.errors import ApiError, MethodNotAllowed, NotFound, envelope
+from sandbox.errors import ApiError, HeadersTooLarge, InternalError, MethodNotAllowed, NotFound, envelope
 from sandbox.models import new_id
 from sandbox.openapi import load_contract
 from sandbox.payments import Payments
@@ -42,7 +42,8 @@ class Front:
         request_id = scope["request_id"] = new_id("req_")
         if sum([len(name) + len(value) for name, value in scope["headers"]]) > MAX_HEADER_BYTES:
             message = f"The request headers are over {MAX_HEADER_BYTES} bytes in all; send fewer or shorter ones."
-            await send_json(send, 431, to_json(envelope("headers_too_large", message)), request_id)
+            refused = HeadersTooLarge("headers_too_large", message)
+            await send_json(send, refused.status, to_json(refused.body()), request_id)
             return
         path: str = scope["path"]
         if path.startswith(self.prefix) and path[len(self.prefix) : len(self.prefix) + 1] in ("", "/"):
@@ -79,7 +80,7 @@ async def _gone(request: Request, exc: Exception) -> Response:
 
 async def _crash(request: Request, exc: Exception) -> Response:
     # Never expected: every input has a 4xx answer. If it happens the client still gets JSON.
-    return json_response(500, envelope("internal_error", "The sandbox hit a bug; please report it."))
+    return error_response(InternalError())
 
 
 def create_app(settings: Settings) -> Front:
@@ -95,7 +96,6 @@ def create_app(settings: Settings) -> Front:
         HTTPException: _http_error,
         ApiError: _api_error,
         ClientGone: _gone,
-        ClientDisconnect: _gone,
         Exception: _crash,
     }
     rest = Starlette(

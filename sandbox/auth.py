@@ -35,13 +35,21 @@ def bearer_token(authorization: str | None) -> str | None:
     return token
 
 
-_opaque: dict[str, str] = {}  # Authorization header of a plain (non-JWT) token -> tenant key
-
-
 def tenant_of(authorization: str | None, jwt_secret: str | None) -> str:
     """The tenant key for a request, or Unauthorized."""
-    if jwt_secret is None and authorization in _opaque:
-        return _opaque[authorization]  # the common case, asked on every request
+    if jwt_secret is None:
+        return _unverified_tenant(authorization)
+    return _tenant(authorization, jwt_secret)
+
+
+@lru_cache(maxsize=4096)
+def _unverified_tenant(authorization: str | None) -> str:
+    # Without a secret nothing is verified (no signature, no `exp`), so the answer depends on the
+    # header alone and is worth keeping: every request asks. Refusals raise and are not cached.
+    return _tenant(authorization, None)
+
+
+def _tenant(authorization: str | None, jwt_secret: str | None) -> str:
     token = bearer_token(authorization)
     if token is None:
         what = "Missing" if not authorization else "Malformed"
@@ -58,12 +66,7 @@ def tenant_of(authorization: str | None, jwt_secret: str | None) -> str:
     if jwt_secret is not None:
         raise Unauthorized("The JWT has no `sub` claim naming the tenant.")
     # Prefixed so that no opaque token (say "jwt:alice") can name a JWT user's tenant.
-    key = tenant_key("token:" + token)
-    if claims is None and authorization is not None and jwt_secret is None:
-        if len(_opaque) >= 4096:
-            _opaque.clear()
-        _opaque[authorization] = key
-    return key
+    return tenant_key("token:" + token)
 
 
 def _b64(part: str) -> bytes:

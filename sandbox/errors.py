@@ -8,7 +8,9 @@
     │   ├── MethodNotAllowed     405  known route, wrong method
     │   ├── Conflict             409  an Idempotency-Key is in use by a request in flight
     │   ├── PayloadTooLarge      413  body over the limit
-    │   └── UnsupportedMedia     415  body is not application/json
+    │   ├── UnsupportedMedia     415  body is not application/json
+    │   ├── HeadersTooLarge      431  request headers over the limit
+    │   └── InternalError        500  a bug in the sandbox; never expected
     └── ConfigError              bad configuration found at start; never reaches a client
 
 Scenario outcomes are not exceptions: they are replies with an error envelope built by
@@ -84,6 +86,17 @@ class PayloadTooLarge(ApiError):
 
 class UnsupportedMedia(ApiError):
     status = 415
+
+
+class HeadersTooLarge(ApiError):
+    status = 431
+
+
+class InternalError(ApiError):
+    status = 500
+
+    def __init__(self) -> None:
+        super().__init__("internal_error", "The sandbox hit a bug; please report it.")
 
 
 class ConfigError(Exception):

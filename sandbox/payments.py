@@ -110,8 +110,8 @@ class Payments:
         # in the tenant the client reads from next.
         tenant = attempt.tenant = self.tenant(attempt.tenant.key)
         rule = attempt.rule
-        retried = rule is not None and rule.fail_first
-        if rule is not None and retried:
+        retried = rule if rule is not None and rule.fail_first else None
+        if retried is not None:
             tenant.failed_once.discard(attempt.fingerprint)
             rule = None  # the retry of a fail-first request is an ordinary success
         try:
@@ -122,8 +122,8 @@ class Payments:
         except Exception:
             self.abandon(attempt)
             raise
-        if retried and attempt.rule is not None:
-            reply.scenario = attempt.rule.name  # the client sees which rule let the retry through
+        if retried is not None:
+            reply.scenario = retried.name  # the client sees which rule let the retry through
         if attempt.key is not None:
             saved = tenant.idempotency.get(attempt.key)
             if saved is not None:
