@@ -28,30 +28,13 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
 
-_string_sets: dict[int, tuple[list[Any], frozenset[str]]] = {}
-
 
 @cache
 def validator_class() -> Any:
-    """openapi-schema-validator's `OAS30Validator`, with a faster `enum` for strings: the 180-code
-    currency list costs one set probe instead of 180 `equal()` calls."""
-    from jsonschema import validators
+    """openapi-schema-validator's `OAS30Validator`, imported on first need."""
     from openapi_schema_validator import OAS30Validator
 
-    enum_keyword = OAS30Validator.VALIDATORS["enum"]
-
-    def enum(
-        validator: Validator, enums: list[Any], instance: Any, schema: dict[str, Any]
-    ) -> Iterator[ValidationError]:
-        if isinstance(instance, str):
-            cached = _string_sets.get(id(enums))
-            if cached is None or cached[0] is not enums:
-                cached = _string_sets[id(enums)] = (enums, frozenset(e for e in enums if isinstance(e, str)))
-            if instance in cached[1]:
-                return
-        yield from enum_keyword(validator, enums, instance, schema)
-
-    return validators.extend(OAS30Validator, {"enum": enum})  # type: ignore[no-untyped-call]
+    return OAS30Validator
 
 
 class LazyValidator:

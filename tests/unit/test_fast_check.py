@@ -2,7 +2,7 @@
 
 The predicate must give exactly jsonschema's verdict, and an invalid request must still get the
 error the jsonschema path words. The reference throughout is openapi-schema-validator's own
-`OAS30Validator`, unextended (sandbox.openapi adds a faster string `enum` to it).
+`OAS30Validator`, which sandbox.openapi uses to word errors.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from openapi_schema_validator import OAS30Validator as LibraryValidator
 
 from sandbox.errors import InvalidRequest
 from sandbox.fastcheck import fast_check
-from sandbox.openapi import Contract, Operation, load_contract, validator_class
+from sandbox.openapi import Contract, Operation, load_contract
 from sandbox.settings import PACKAGE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,21 +199,11 @@ def test_every_contract_schema_has_a_fast_path(name):
 @pytest.mark.parametrize("name", SCHEMAS)
 @property_test
 @given(data=st.data())
-def test_fast_verdict_and_first_error_match_jsonschema(name, data):
+def test_fast_verdict_matches_jsonschema(name, data):
     fast, validator, library = SCHEMAS[name]
     assert fast is not None
     instance = data.draw(near(validator.schema))
-    assert fast(instance) == validator.is_valid(instance) == library.is_valid(instance)
-    # The sandbox's validator (the library's, with a faster enum) words the same first error.
-    mine, theirs = next(validator.iter_errors(instance), None), next(library.iter_errors(instance), None)
-    if mine is None or theirs is None:
-        assert mine is theirs
-    else:
-        assert (mine.message, mine.validator, list(mine.absolute_path)) == (
-            theirs.message,
-            theirs.validator,
-            list(theirs.absolute_path),
-        )
+    assert fast(instance) == library.is_valid(instance)
 
 
 @pytest.mark.parametrize("op", BODY_OPERATIONS, ids=lambda op: op.id)
@@ -346,9 +336,9 @@ KEYWORD_CASES: list[tuple[dict[str, Any], list[tuple[Any, bool]]]] = [
 def test_keyword(schema, cases):
     fast = fast_check(schema)
     assert fast is not None
-    mine, library = validator_class()(schema), LibraryValidator(schema)
+    library = LibraryValidator(schema)
     for instance, valid in cases:
-        assert (fast(instance), mine.is_valid(instance), library.is_valid(instance)) == (valid, valid, valid), instance
+        assert (fast(instance), library.is_valid(instance)) == (valid, valid), instance
 
 
 @pytest.mark.parametrize(
