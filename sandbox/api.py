@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from sandbox.auth import tenant_of
+from sandbox.auth import Auth
 from sandbox.errors import ApiError, ConfigError, InternalError, InvalidRequest, PayloadTooLarge, UnsupportedMedia
 from sandbox.openapi import Contract
 from sandbox.payments import Payments, Reply
@@ -59,8 +59,11 @@ class ClientGone(Exception):
 class PaymentsAPI:
     """A plain ASGI app: the request path of every API call is short and measured (bench/)."""
 
-    def __init__(self, contract: Contract, payments: Payments, journal: Journal, settings: Settings) -> None:
+    def __init__(
+        self, contract: Contract, payments: Payments, journal: Journal, auth: Auth, settings: Settings
+    ) -> None:
         self.contract = contract
+        self.auth = auth
         self.payments = payments
         self.journal = journal
         self.settings = settings
@@ -94,7 +97,7 @@ class PaymentsAPI:
         extra: dict[str, str] | None = None
         try:
             op, path_params = self.contract.match(method, scope["path"][len(self.contract.prefix) :])
-            tenant = tenant_of(authorization, self.settings.jwt_secret)
+            tenant = self.auth.tenant_of(authorization)
             query: bytes = scope["query_string"]
             params = op.parse_params(path_params, dict(parse_qsl(query.decode("latin-1"), True)) if query else {})
             body = None

@@ -12,6 +12,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.api import ClientGone, PaymentsAPI, error_response, json_response, send_json, to_json
+from sandbox.auth import Auth
 from sandbox.control import Control
 from sandbox.dashboard import Dashboard
 from sandbox.errors import ApiError, HeadersTooLarge, InternalError, MethodNotAllowed, NotFound, envelope
@@ -89,9 +90,10 @@ def create_app(settings: Settings) -> Front:
     store = Store()
     journal = Journal(settings.journal_size)
     payments = Payments(store, rules, settings.idempotency_keys)
-    api = PaymentsAPI(contract, payments, journal, settings)
-    control = Control(contract, payments, journal, settings)
-    dashboard = Dashboard(payments, journal, settings)
+    auth = Auth(settings)
+    api = PaymentsAPI(contract, payments, journal, auth, settings)
+    control = Control(contract, payments, journal, auth, settings)
+    dashboard = Dashboard(payments, journal, auth, settings)
     handlers: dict[Any, Any] = {
         HTTPException: _http_error,
         ApiError: _api_error,

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from sandbox.errors import Unauthorized
+from sandbox.settings import Settings
 
 
 @lru_cache(maxsize=4096)
@@ -33,6 +34,17 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token:
         return None
     return token
+
+
+class Auth:
+    """Names the tenant of a request from its `Authorization` header, as the settings say."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.jwt_secret = settings.jwt_secret
+
+    def tenant_of(self, authorization: str | None) -> str:
+        """The tenant key for a request, or Unauthorized."""
+        return tenant_of(authorization, self.jwt_secret)
 
 
 def tenant_of(authorization: str | None, jwt_secret: str | None) -> str:

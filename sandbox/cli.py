@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import socket
 import sys
@@ -18,10 +19,13 @@ from types import FrameType
 
 from sandbox import __version__
 from sandbox.errors import ConfigError
+from sandbox.numbers import decimal, whole
 from sandbox.settings import BUNDLED_SPEC, Settings
 
 ENV = "PAYMENTS_SANDBOX_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+# A DNS name or an IP literal (IPv6 in brackets), as it appears in a Host header without the port.
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]{0,252})|\[[0-9a-f:.]{2,45}\]")
 
 EPILOG = f"""\
 environment:
@@ -36,15 +40,35 @@ SIGTERM (exit code 0): requests in flight are answered first, scripted delays cu
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port; use a number from 1 to 65535")
-    return int(text)
+    port = whole(text)
+    if port is None or not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a port; use a number from 1 to 65535")
+    return port
 
 
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
+    number = whole(text)
+    if number is None or number < 1:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a positive whole number")
+    return number
+
+
+def _seconds(text: str) -> float:
+    number = decimal(text)
+    if number is None or number > 86_400:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds from 0 to 86400")
+    return number
+
+
+def _hosts(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip().lower() for name in text.split(",") if name.strip())
+    bad = [name for name in names if name != "*" and not _HOST_NAME.fullmatch(name)]
+    if bad or not names:
+        shown = bad[0][:60] if bad else text[:60]
+        raise argparse.ArgumentTypeError(
+            f"{shown!r} is not a host name; give names such as sandbox,api.test (no port), or * for any"
+        )
+    return names
 
 
 def _level(text: str) -> str:
@@ -98,7 +122,51 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="do not load the built-in scenario pack",
     )
-    serve.add_argument("--jwt-secret", help="accept only HS256 JWTs signed with this secret and not expired")
+    serve.add_argument(
+        "--allowed-hosts",
+        type=_hosts,
+        metavar="NAMES",
+        help="comma-separated Host names to answer besides localhost, 127.0.0.1, [::1] and --host "
+        "(e.g. a docker-compose service name); * answers any. Other Hosts get 421. Bound to a "
+        "non-loopback address without this flag, any Host is answered",
+    )
+    serve.add_argument(
+        "--max-tenants",
+        type=_positive,
+        default=10_000,
+        help="tenants kept at once; when full, the least recently used one is dropped (default 10000)",
+    )
+    serve.add_argument(
+        "--limit-concurrency",
+        type=_positive,
+        default=1000,
+        help="open connections served at once; a request over it gets 503 (default 1000)",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection that has not sent a whole request head in this time (default 10)",
+    )
+    serve.add_argument(
+        "--jwt-secret", help="accept only JWTs signed (HS256) with this secret; the tenant is the `sub` claim"
+    )
+    serve.add_argument(
+        "--jwks",
+        type=Path,
+        metavar="FILE",
+        help="accept only JWTs signed (RS256, ES256, ...) by a key of this local JSON Web Key Set file",
+    )
+    serve.add_argument("--jwt-audience", metavar="AUD", help="with --jwt-secret/--jwks: require this `aud` claim")
+    serve.add_argument("--jwt-issuer", metavar="ISS", help="with --jwt-secret/--jwks: require this `iss` claim")
+    serve.add_argument(
+        "--jwt-leeway",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --jwt-secret/--jwks: clock skew allowed on `exp` and `nbf` (default 0)",
+    )
     serve.add_argument(
         "--control-token", help="require header Sandbox-Control-Token with this value on /__sandbox/* (not health)"
     )
@@ -123,6 +191,14 @@ def _from_env(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: S
         "spec": Path,
         "log_level": _level,
         "jwt_secret": str,
+        "jwks": Path,
+        "jwt_audience": str,
+        "jwt_issuer": str,
+        "jwt_leeway": _seconds,
+        "allowed_hosts": _hosts,
+        "max_tenants": _positive,
+        "limit_concurrency": _positive,
+        "header_timeout": _seconds,
         "control_token": str,
         "journal_size": _positive,
         "idempotency_keys": _positive,
@@ -151,6 +227,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
         scenarios=tuple(args.scenarios or ()),
         default_scenarios=not args.no_default_scenarios,
         jwt_secret=args.jwt_secret or None,
+        jwks=args.jwks,
+        jwt_audience=args.jwt_audience or None,
+        jwt_issuer=args.jwt_issuer or None,
+        jwt_leeway=args.jwt_leeway,
+        allowed_hosts=args.allowed_hosts or (),
+        max_tenants=args.max_tenants,
+        limit_concurrency=args.limit_concurrency,
+        header_timeout=args.header_timeout,
         control_token=args.control_token or None,
         journal_size=args.journal_size,
         idempotency_keys=args.idempotency_keys,

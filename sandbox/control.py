@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from sandbox import __version__
 from sandbox.api import json_response, parse_json, read_body
-from sandbox.auth import tenant_of
+from sandbox.auth import Auth
 from sandbox.errors import ConfigError, InvalidRequest, Unauthorized
 from sandbox.models import rfc3339
 from sandbox.openapi import Contract
@@ -33,8 +33,11 @@ _CONTROL_SPEC = PACKAGE_DIR / "control-openapi.json"
 
 
 class Control:
-    def __init__(self, contract: Contract, payments: Payments, journal: Journal, settings: Settings) -> None:
+    def __init__(
+        self, contract: Contract, payments: Payments, journal: Journal, auth: Auth, settings: Settings
+    ) -> None:
         self.contract = contract
+        self.auth = auth
         self.payments = payments
         self.journal = journal
         self.settings = settings
@@ -76,7 +79,7 @@ class Control:
         """The tenant named by the bearer token, or None for 'every tenant'."""
         if not request.headers.get("authorization"):
             return None
-        return tenant_of(request.headers.get("authorization"), self.settings.jwt_secret)
+        return self.auth.tenant_of(request.headers.get("authorization"))
 
     def _required_tenant(self, request: Request, action: str) -> str:
         tenant = self._tenant(request)

@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 
 from sandbox import __version__
 from sandbox.api import json_response, read_body
-from sandbox.auth import tenant_of
+from sandbox.auth import Auth
 from sandbox.control import MAX_CLOCK_ADVANCE, MAX_SEED, Endpoint
 from sandbox.errors import ApiError, InvalidRequest, NotFound, Unauthorized
 from sandbox.models import rfc3339
@@ -97,8 +97,9 @@ def _charge_of(entry: dict[str, Any]) -> str | None:
 
 
 class Dashboard:
-    def __init__(self, payments: Payments, journal: Journal, settings: Settings) -> None:
+    def __init__(self, payments: Payments, journal: Journal, auth: Auth, settings: Settings) -> None:
         self.payments = payments
+        self.auth = auth
         self.journal = journal
         self.settings = settings
 
@@ -335,7 +336,7 @@ class Dashboard:
         token = (await self._form(request)).get("token", "").strip()
         if not token:
             raise InvalidRequest("parameter_invalid", "Enter the token your app sends as `Bearer <token>`.", "token")
-        key = tenant_of(f"Bearer {token}", self.settings.jwt_secret)
+        key = self.auth.tenant_of(f"Bearer {token}")
         self.payments.tenant(key)
         return _redirect(request, f"/ui/tenants/{key}")
 

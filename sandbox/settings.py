@@ -32,6 +32,16 @@ class Settings:
     journal_size: int = 10_000
     idempotency_keys: int = 10_000
     max_body_bytes: int = 1024 * 1024
+    # Exposure (guard.py): extra Host names, on top of the loopback names and --host.
+    allowed_hosts: tuple[str, ...] = ()
+    max_tenants: int = 10_000
+    limit_concurrency: int = 1000
+    header_timeout: float = 10.0
+    # JWT verification (auth.py): a shared secret (HS256) and/or a local JSON Web Key Set.
+    jwks: Path | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway: float = 0.0
 
     def scenario_files(self) -> tuple[Path, ...]:
         """Scenario files in precedence order: the user's first, the built-in pack last."""
