@@ -22,7 +22,15 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from sandbox.auth import Auth
-from sandbox.errors import ApiError, ConfigError, InternalError, InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from sandbox.errors import (
+    ApiError,
+    ConfigError,
+    InternalError,
+    InvalidRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMedia,
+)
 from sandbox.openapi import Contract
 from sandbox.payments import Payments, Reply
 from sandbox.settings import Settings
@@ -30,7 +38,7 @@ from sandbox.store import Journal
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _JOURNAL_BODY_LIMIT = 8192  # bytes of each body the journal keeps
-_JOURNAL_TEXT_LIMIT = 255  # characters of the query and Idempotency-Key it keeps
+_JOURNAL_TEXT_LIMIT = 255  # characters of the path, query and Idempotency-Key it keeps
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _log = logging.getLogger("sandbox")
 
@@ -102,7 +110,7 @@ class PaymentsAPI:
             params = op.parse_params(path_params, dict(parse_qsl(query.decode("latin-1"), True)) if query else {})
             body = None
             if op.body is not None:
-                raw = await read_asgi_body(receive, length, self.settings.max_body_bytes)
+                raw = await read_asgi_body(receive, length, self.settings.max_body_bytes, self.settings.header_timeout)
                 body = _parse_body(raw, ctype)
                 op.check_body(body)
             reply = await self.handlers[op.id](tenant, params, body, key)
@@ -118,13 +126,18 @@ class PaymentsAPI:
             crash = InternalError()
             status, content = crash.status, to_json(crash.body())
         if status != 499:
-            await send_json(send, status, content, scope.get("request_id"), extra)
+            try:
+                await send_json(send, status, content, scope.get("request_id"), extra)
+            except Exception:  # never expected (scenario headers are checked when loaded), but journaled
+                _log.exception("error while answering %s %s", method, scope["path"][:200])
+                status, content = 500, to_json(InternalError().body())
+                await send_json(send, status, content, scope.get("request_id"))
         self.journal.record(
             {
                 "id": scope.get("request_id"),
                 "tenant": tenant,
                 "method": method,
-                "path": scope["path"],
+                "path": scope["path"][:_JOURNAL_TEXT_LIMIT],
                 "query": scope["query_string"][:_JOURNAL_TEXT_LIMIT].decode("latin-1"),
                 "status": status,
                 "started": started,
@@ -195,29 +208,36 @@ async def send_json(
     await send({"type": "http.response.body", "body": content})
 
 
-async def read_asgi_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to be over `limit` bytes."""
+async def read_asgi_body(receive: Receive, declared: bytes | None, limit: int, timeout: float) -> bytes:
+    """The body, refused with 413 as soon as it is known to be over `limit` bytes, and with 408 when
+    it has not arrived in full `timeout` seconds after the head (a client trickling a body would
+    otherwise hold its connection forever)."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge("payload_too_large", f"The body is over the {limit} byte limit.")
     chunks = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge("payload_too_large", f"The body is over the {limit} byte limit.")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge("payload_too_large", f"The body is over the {limit} byte limit.")
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    except TimeoutError:
+        raise RequestTimeout(timeout) from None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """A Starlette request's body (control API, dashboard), with the API's limit."""
+async def read_body(request: Request, settings: Settings) -> bytes:
+    """A Starlette request's body (control API, dashboard), with the API's limits."""
     declared = request.headers.get("content-length")
-    return await read_asgi_body(request.receive, declared.encode("latin-1") if declared else None, limit)
+    raw = declared.encode("latin-1") if declared else None
+    return await read_asgi_body(request.receive, raw, settings.max_body_bytes, settings.header_timeout)
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,36 +16,71 @@ from sandbox.api import ClientGone, PaymentsAPI, error_response, json_response, 
 from sandbox.auth import Auth
 from sandbox.control import Control
 from sandbox.dashboard import Dashboard
-from sandbox.errors import ApiError, HeadersTooLarge, InternalError, MethodNotAllowed, NotFound, envelope
+from sandbox.errors import (
+    ApiError,
+    HeadersTooLarge,
+    InternalError,
+    MethodNotAllowed,
+    Misdirected,
+    NotFound,
+    Overloaded,
+    envelope,
+)
+from sandbox.guard import HostCheck
 from sandbox.models import new_id
 from sandbox.openapi import load_contract
 from sandbox.payments import Payments
 from sandbox.scenarios import load_rules
 from sandbox.settings import BUNDLED_SPEC, Settings
 from sandbox.store import Journal, Store
+from sandbox.worker import Worker
 
 MAX_HEADER_BYTES = 16 * 1024
 
 
 class Front:
     """The outermost ASGI app. Gives every HTTP response a `Request-Id` header (and the endpoints
-    the same id), refuses oversized headers with 431, and sends API calls straight to the API, so
-    that the hot path skips the Starlette router; everything else goes to `rest`."""
+    the same id); refuses, before anything else runs, oversized headers (431), a Host the sandbox
+    does not answer (421, see guard.py) and connections over the limit (503); and sends API calls
+    straight to the API, so that the hot path skips the Starlette router; everything else goes to
+    `rest`."""
 
-    def __init__(self, api: PaymentsAPI, rest: ASGIApp) -> None:
+    def __init__(self, api: PaymentsAPI, rest: ASGIApp, hosts: HostCheck, limit: int) -> None:
         self.api = api
         self.prefix = api.contract.prefix
         self.rest = rest
+        self.hosts = hosts
+        self.limit = limit
+        self.connections: Sized = ()  # the server's open connections; cli.serve hands uvicorn's set in
+
+    def refusal(self, scope: Scope) -> ApiError | None:
+        size, host = 0, None
+        for name, value in scope["headers"]:
+            size += len(name) + len(value)
+            if name == b"host":
+                host = value
+        if size > MAX_HEADER_BYTES:
+            message = f"The request headers are over {MAX_HEADER_BYTES} bytes in all; send fewer or shorter ones."
+            return HeadersTooLarge("headers_too_large", message)
+        if not self.hosts.allows(host):
+            name = HostCheck.host_name(host or b"")[:100]
+            return Misdirected(
+                "misdirected_request",
+                f"{self.hosts.describe()}, not {name!r} (a guard against DNS rebinding); "
+                "start it with --allowed-hosts to add a name.",
+            )
+        if len(self.connections) > self.limit:
+            return Overloaded(self.limit)
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.rest(scope, receive, send)
             return
         request_id = scope["request_id"] = new_id("req_")
-        if sum([len(name) + len(value) for name, value in scope["headers"]]) > MAX_HEADER_BYTES:
-            message = f"The request headers are over {MAX_HEADER_BYTES} bytes in all; send fewer or shorter ones."
-            refused = HeadersTooLarge("headers_too_large", message)
-            await send_json(send, refused.status, to_json(refused.body()), request_id)
+        refused = self.refusal(scope)
+        if refused is not None:
+            await send_json(send, refused.status, to_json(refused.body()), request_id, refused.headers)
             return
         path: str = scope["path"]
         if path.startswith(self.prefix) and path[len(self.prefix) : len(self.prefix) + 1] in ("", "/"):
@@ -87,13 +123,13 @@ async def _crash(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings) -> Front:
     contract = load_contract(settings.spec, check_document=settings.spec.resolve() != BUNDLED_SPEC.resolve())
     rules = load_rules(settings.scenario_files())
-    store = Store()
+    store = Store(settings.max_tenants)
     journal = Journal(settings.journal_size)
     payments = Payments(store, rules, settings.idempotency_keys)
     auth = Auth(settings)
     api = PaymentsAPI(contract, payments, journal, auth, settings)
-    control = Control(contract, payments, journal, auth, settings)
-    dashboard = Dashboard(payments, journal, auth, settings)
+    control = Control(contract, payments, journal, auth, Worker(), settings)
+    dashboard = Dashboard(payments, journal, auth, control, settings)
     handlers: dict[Any, Any] = {
         HTTPException: _http_error,
         ApiError: _api_error,
@@ -109,4 +145,4 @@ def create_app(settings: Settings) -> Front:
     )
     # A missing trailing slash is a 404 in the envelope, as a real API answers, not a redirect.
     rest.router.redirect_slashes = False
-    return Front(api, rest)
+    return Front(api, rest, HostCheck(settings.host, settings.allowed_hosts), settings.limit_concurrency)

@@ -7,15 +7,11 @@ given on the command line wins. This is the only module that reads flags or the 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
-import signal
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 
 from sandbox import __version__
 from sandbox.errors import ConfigError
@@ -242,50 +238,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def serve(settings: Settings, access_log: bool) -> int:
-    import uvicorn
-
-    from sandbox.app import Front, create_app
-
-    class _Server(uvicorn.Server):
-        """On SIGTERM/SIGINT, scripted delays end at once: a request waiting out `delay_ms`
-        (up to 120 s) is answered before the server stops instead of being cut off."""
-
-        def __init__(self, config: uvicorn.Config, front: Front) -> None:
-            super().__init__(config)
-            self.front = front
-            self.loop: asyncio.AbstractEventLoop | None = None
-
-        async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-            self.loop = asyncio.get_running_loop()
-            await super().serve(sockets)
-
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            if self.loop is not None:
-                self.loop.call_soon_threadsafe(self.front.api.stopping.set)
-            super().handle_exit(sig, frame)
+    from sandbox.app import create_app
+    from sandbox.server import run
 
     try:
         app = create_app(settings)
     except ConfigError as exc:
         print(f"payments-sandbox: error: {exc}", file=sys.stderr)
         return 2
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=access_log,
-        lifespan="off",
-        timeout_graceful_shutdown=30,
-        server_header=False,
-    )
-    server = _Server(config, app)
-    # uvicorn re-raises the signal that stopped it once it has shut down; with these handlers in
-    # place that re-raise is a no-op, so Ctrl-C and SIGTERM end the process with exit code 0.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: None)
-    server.run()
-    return 0 if server.started else 1
+    return run(app, settings, access_log)
 
 
 def check(files: list[Path]) -> int:

@@ -2,7 +2,8 @@
 
 Calls act on the tenant named by `Authorization: Bearer` (the same tenant the API sees), or on
 every tenant when no token is given. With a control token configured, every call except health
-must carry `Sandbox-Control-Token`.
+must carry `Sandbox-Control-Token`. Every call that changes state refuses what a browser marks as
+cross-site and a body a form could send (see guard.py).
 """
 
 from __future__ import annotations
@@ -19,27 +20,37 @@ from sandbox import __version__
 from sandbox.api import json_response, parse_json, read_body
 from sandbox.auth import Auth
 from sandbox.errors import ConfigError, InvalidRequest, Unauthorized
-from sandbox.models import rfc3339
+from sandbox.guard import JSON_TYPES, YAML_TYPES, refuse_cross_site, require_body_type
+from sandbox.models import Charge, rfc3339
+from sandbox.numbers import whole
 from sandbox.openapi import Contract
-from sandbox.payments import Payments
+from sandbox.payments import MAX_CLOCK_ADVANCE, Payments
 from sandbox.scenarios import RuleSet, parse_rules
 from sandbox.settings import PACKAGE_DIR, Settings
-from sandbox.store import STATUSES, Journal
+from sandbox.store import Journal
+from sandbox.worker import Worker
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-MAX_CLOCK_ADVANCE = 10 * 365 * 24 * 3600
 MAX_SEED = 10_000
 _CONTROL_SPEC = PACKAGE_DIR / "control-openapi.json"
+__all__ = ["MAX_CLOCK_ADVANCE", "MAX_SEED", "Control", "Endpoint"]
 
 
 class Control:
     def __init__(
-        self, contract: Contract, payments: Payments, journal: Journal, auth: Auth, settings: Settings
+        self,
+        contract: Contract,
+        payments: Payments,
+        journal: Journal,
+        auth: Auth,
+        worker: Worker,
+        settings: Settings,
     ) -> None:
         self.contract = contract
         self.auth = auth
         self.payments = payments
         self.journal = journal
+        self.worker = worker
         self.settings = settings
 
     def routes(self) -> list[Route]:
@@ -62,6 +73,8 @@ class Control:
 
         async def guarded(request: Request) -> Response:
             self._authorize(request)
+            if request.method != "GET":
+                refuse_cross_site(request.headers)
             return await endpoint(request)
 
         return guarded
@@ -87,8 +100,13 @@ class Control:
             raise Unauthorized(f"{action} needs the tenant's `Authorization: Bearer <token>`.")
         return tenant
 
+    async def _body(self, request: Request, accepted: tuple[str, ...] = JSON_TYPES) -> bytes:
+        raw = await read_body(request, self.settings)
+        require_body_type(request.headers, raw, accepted)
+        return raw
+
     async def _json(self, request: Request) -> dict[str, Any]:
-        raw = await read_body(request, self.settings.max_body_bytes)
+        raw = await self._body(request)
         body = parse_json(raw) if raw.strip() else {}
         if not isinstance(body, dict):
             raise InvalidRequest("invalid_body", "The request body must be a JSON object.")
@@ -104,46 +122,41 @@ class Control:
                 "api": self.contract.prefix,
                 "spec": {"path": str(self.contract.source), "sha256": self.contract.fingerprint},
                 "scenarios": [{"path": p, "sha256": h} for p, h in self.payments.rules.fingerprints.items()],
+                "tenants": {
+                    "count": len(self.payments.store.tenants),
+                    "max": self.payments.store.max_tenants,
+                    "dropped": self.payments.store.dropped,
+                },
             },
         )
 
     async def scenarios(self, request: Request) -> Response:
         tenant = self._tenant(request)
-        rules = self.payments.rules
-        if tenant is not None and tenant in self.payments.store.tenants:
-            rules = self.payments.rules_for(self.payments.store.tenants[tenant])
+        rules = self.payments.rules_for(self.payments.existing(tenant) if tenant is not None else None)
         return json_response(200, {"rules": [rule.catalog() for rule in rules.rules]})
 
     async def requests(self, request: Request) -> Response:
         query = request.query_params
         status = query.get("status")
-        if status is not None and not status.isdigit():
+        code = whole(status)
+        if status is not None and (code is None or not 100 <= code <= 599):
             raise InvalidRequest("parameter_invalid", "status must be an HTTP status code such as 402.", "status")
         entries = self.journal.select(
-            self._tenant(request),
-            query.get("method", "").upper() or None,
-            query.get("path"),
-            int(status) if status else None,
+            self._tenant(request), query.get("method", "").upper() or None, query.get("path"), code
         )
         return json_response(200, {"requests": [self.journal.view(e) for e in entries]})
 
     async def reset(self, request: Request) -> Response:
         tenant = self._tenant(request)
-        self.payments.store.reset(tenant)
+        await self._body(request)  # none is needed, but a form's must not get through
+        self.payments.reset(tenant)
         self.journal.forget(tenant)
         return json_response(200, {"reset": "tenant" if tenant else "all"})
 
     async def advance_clock(self, request: Request) -> Response:
         tenant = self._required_tenant(request, "Advancing the clock")
         body = await self._json(request)
-        seconds = body.get("seconds")
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_CLOCK_ADVANCE:
-            raise InvalidRequest(
-                "parameter_invalid", f"seconds must be a number from 0 to {MAX_CLOCK_ADVANCE}.", "seconds"
-            )
-        state = self.payments.store.tenant(tenant)
-        state.clock_offset += seconds
-        self.payments.tenant(tenant)  # settle what is now due
+        state = self.payments.advance_clock(tenant, body.get("seconds"))  # type: ignore[arg-type]
         return json_response(200, {"now": rfc3339(state.now()), "offset_seconds": state.clock_offset})
 
     async def seed(self, request: Request) -> Response:
@@ -154,32 +167,37 @@ class Control:
             raise InvalidRequest("parameter_invalid", f"count must be a whole number from 1 to {MAX_SEED}.", "count")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise InvalidRequest("parameter_invalid", "seed must be a whole number.", "seed")
-        from sandbox.seed import seed_charges  # Faker is slow to import; only seeding needs it
-
-        made = seed_charges(self.payments, tenant, count, seed)
+        made = await self.seed_tenant(tenant, count, seed)
         return json_response(200, {"created": len(made), "ids": [c.id for c in made]})
+
+    async def seed_tenant(self, tenant: str, count: int, seed: int) -> list[Charge]:
+        """Fake charges made on the worker thread, stored on the loop (the dashboard seeds this way too)."""
+        from sandbox.seed import fake_charges  # Faker is slow to import; only seeding needs it
+
+        now = self.payments.clock_of(tenant)
+        made = await self.worker.run(lambda: fake_charges(count, seed, now))
+        return self.payments.add_seeded(tenant, made)
 
     async def add_scenarios(self, request: Request) -> Response:
         """Rules for this tenant only, ahead of the loaded files, until the tenant is reset."""
         tenant = self._required_tenant(request, "Loading scenarios")
-        raw = await read_body(request, self.settings.max_body_bytes)
+        raw = await self._body(request, JSON_TYPES + YAML_TYPES)
         try:
-            # JSON is a subset of YAML, so one parser takes both.
-            rules = RuleSet(parse_rules(raw, f"request:{tenant}"))
+            # JSON is a subset of YAML, so one parser takes both; parsing 10,000 rules takes a while,
+            # so it runs on the worker thread while the loop answers other requests.
+            rules = RuleSet(await self.worker.run(lambda: parse_rules(raw, f"request:{tenant}")))
         except ConfigError as exc:
             raise InvalidRequest("invalid_scenarios", str(exc)) from exc
-        state = self.payments.tenant(tenant)
+        state = self.payments.tenant(tenant)  # looked up after the wait: a reset may have come between
         state.rules = rules.layered_over(self.payments.rules_for(state))
         return json_response(200, {"rules": [rule.catalog() for rule in rules.rules]})
 
     async def tenants(self, request: Request) -> Response:
-        rows = []
-        for key, state in self.payments.store.tenants.items():
-            if state.charges or state.refunds:
-                counts = {s: 0 for s in STATUSES}
-                for charge in state.charges.values():
-                    counts[charge.status] += 1
-                rows.append({"id": key, "charges": len(state.charges), "refunds": len(state.refunds), **counts})
+        rows = [
+            {"id": key, "charges": len(state.charges), "refunds": len(state.refunds), **state.counts()}
+            for key, state in self.payments.store.tenants.items()
+            if state.charges or state.refunds
+        ]
         return json_response(200, {"tenants": rows})
 
     async def openapi(self, request: Request) -> Response:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -29,9 +29,11 @@ from starlette.staticfiles import StaticFiles
 from sandbox import __version__
 from sandbox.api import json_response, read_body
 from sandbox.auth import Auth
-from sandbox.control import MAX_CLOCK_ADVANCE, MAX_SEED, Endpoint
+from sandbox.control import MAX_CLOCK_ADVANCE, MAX_SEED, Control, Endpoint
 from sandbox.errors import ApiError, InvalidRequest, NotFound, Unauthorized
+from sandbox.guard import refuse_cross_site
 from sandbox.models import rfc3339
+from sandbox.numbers import whole
 from sandbox.payments import Payments
 from sandbox.settings import Settings
 from sandbox.store import STATUSES, Journal, Tenant
@@ -57,10 +59,6 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-
-
-class Forbidden(ApiError):
-    status = 403
 
 
 class Event(NamedTuple):
@@ -97,9 +95,10 @@ def _charge_of(entry: dict[str, Any]) -> str | None:
 
 
 class Dashboard:
-    def __init__(self, payments: Payments, journal: Journal, auth: Auth, settings: Settings) -> None:
+    def __init__(self, payments: Payments, journal: Journal, auth: Auth, control: Control, settings: Settings) -> None:
         self.payments = payments
         self.auth = auth
+        self.control = control
         self.journal = journal
         self.settings = settings
 
@@ -163,7 +162,7 @@ class Dashboard:
             browser = "text/html" in request.headers.get("accept", "")
             try:
                 if request.method == "POST":
-                    _same_origin(request)
+                    refuse_cross_site(request.headers)
                 if guarded and not self._signed_in(request):
                     if not browser:
                         raise Unauthorized("The dashboard needs the control token: sign in, or send it in a header.")
@@ -187,7 +186,7 @@ class Dashboard:
         return hmac.compare_digest(given.encode(), expected.encode())
 
     async def _form(self, request: Request) -> dict[str, str]:
-        raw = await read_body(request, self.settings.max_body_bytes)
+        raw = await read_body(request, self.settings)
         return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
 
     def _tenant(self, key: str) -> Tenant:
@@ -227,7 +226,9 @@ class Dashboard:
         if status is not None and status not in STATUSES:
             raise InvalidRequest("parameter_invalid", f"status must be one of {', '.join(STATUSES)}.", "status")
         page = request.query_params.get("page", "1")
-        page_no = int(page) if page.isdigit() and int(page) > 0 else 1
+        page_no = whole(page)
+        if page_no is None or not 1 <= page_no <= 10**9:
+            raise InvalidRequest("parameter_invalid", "page must be a whole number from 1.", "page")
         rows, total = state.page(status, PAGE_SIZE, (page_no - 1) * PAGE_SIZE)
         counts = Counter(c.status for c in state.charges.values())
         context = {"tenant": state, "charges": rows, "total": total, "status": status, "page": page_no}
@@ -307,7 +308,7 @@ class Dashboard:
         context = {"rules": rules.rules, "tenant": key, "files": self.payments.rules.fingerprints}
         return self._render(request, "scenarios.html", context | {"overridden": overridden})
 
-    # -- actions (POST only; see _same_origin for why no CSRF token) ---------------------------
+    # -- actions (POST only; guard.refuse_cross_site is why no CSRF token is needed) ---------------------------
     async def login(self, request: Request) -> Response:
         """GET: the sign-in form. POST: check the token, and keep it in a cookie the script can't read."""
         expected = self.settings.control_token
@@ -337,7 +338,7 @@ class Dashboard:
         if not token:
             raise InvalidRequest("parameter_invalid", "Enter the token your app sends as `Bearer <token>`.", "token")
         key = self.auth.tenant_of(f"Bearer {token}")
-        self.payments.tenant(key)
+        self.payments.tenant(key)  # an explicit "open": the tenant exists from now on, empty (counted in --max-tenants)
         return _redirect(request, f"/ui/tenants/{key}")
 
     async def reset(self, request: Request) -> Response:
@@ -348,37 +349,33 @@ class Dashboard:
         asked = self._confirm(request, form, f"Reset {what} will be deleted.")
         if asked is not None:
             return asked
-        self.payments.store.reset(key)
+        self.payments.reset(key)
         self.journal.forget(key)
         return _redirect(request, "/?" + urlencode({"notice": "reset", "tenant": key or ""}))
 
     async def advance_clock(self, request: Request) -> Response:
         form, key = await self._form(request), request.path_params["tenant"]
-        given = form.get("seconds", "")
-        seconds = float(given) if re.fullmatch(r"\d+(\.\d*)?", given) else -1.0
-        if not 0 <= seconds <= MAX_CLOCK_ADVANCE:
-            raise InvalidRequest("parameter_invalid", f"seconds must be a number from 0 to {MAX_CLOCK_ADVANCE}.")
+        seconds = whole(form.get("seconds", ""))
+        if seconds is None or not 0 <= seconds <= MAX_CLOCK_ADVANCE:
+            raise InvalidRequest("parameter_invalid", f"seconds must be a whole number from 0 to {MAX_CLOCK_ADVANCE}.")
         self._tenant(key)
-        asked = self._confirm(request, form, f"Advance the clock of tenant {key} by {seconds:g} seconds?")
+        asked = self._confirm(request, form, f"Advance the clock of tenant {key} by {seconds} seconds?")
         if asked is not None:
             return asked
-        self.payments.store.tenant(key).clock_offset += seconds
-        self.payments.tenant(key)  # settle what is now due
-        return _redirect(request, f"/ui/tenants/{key}?" + urlencode({"notice": "advanced", "n": f"{seconds:g}"}))
+        self.payments.advance_clock(key, seconds)
+        return _redirect(request, f"/ui/tenants/{key}?" + urlencode({"notice": "advanced", "n": str(seconds)}))
 
     async def seed(self, request: Request) -> Response:
         form, key = await self._form(request), request.path_params["tenant"]
-        count, seed = form.get("count", "20"), form.get("seed", "").strip()
-        if not (count.isdigit() and 1 <= int(count) <= MAX_SEED) or not (seed.isdigit() or not seed):
+        count, seed = whole(form.get("count", "20")), form.get("seed", "")
+        if count is None or not 1 <= count <= MAX_SEED or (seed and whole(seed) is None):
             raise InvalidRequest("parameter_invalid", f"count must be 1 to {MAX_SEED}; seed a whole number or blank.")
         self._tenant(key)
         asked = self._confirm(request, form, f"Create {count} fake charges for tenant {key}?")
         if asked is not None:
             return asked
-        from sandbox.seed import seed_charges  # Faker is slow to import; only seeding needs it
-
         # A blank seed picks a fresh one, so that each click adds different charges.
-        made = seed_charges(self.payments, key, int(count), int(seed) if seed else random.randrange(2**31))
+        made = await self.control.seed_tenant(key, count, (whole(seed) or 0) if seed else random.randrange(2**31))
         return _redirect(request, f"/ui/tenants/{key}?" + urlencode({"notice": "seeded", "n": len(made)}))
 
 
@@ -400,20 +397,3 @@ def _api_url(request: Request) -> str:
 
 def _redirect(request: Request, path: str) -> Response:
     return RedirectResponse(request.scope.get("root_path", "") + path, 303)
-
-
-def _same_origin(request: Request) -> None:
-    """Refuse a POST sent by another site's page: why the actions need no CSRF token.
-
-    With --control-token the sign-in cookie is SameSite=Strict, so a page elsewhere cannot make the
-    browser send it. Without a token there is no cookie, so `Sec-Fetch-Site` (or `Origin`) tells a
-    cross-site form post apart; clients that send neither (curl) are not browsers and may POST.
-    """
-    site = request.headers.get("sec-fetch-site")
-    origin = request.headers.get("origin")
-    if site is not None:
-        same = site in ("same-origin", "none")
-    else:
-        same = origin is None or urlsplit(origin).netloc == request.headers.get("host")
-    if not same:
-        raise Forbidden("cross_site_request", "The dashboard accepts actions from its own pages only.")

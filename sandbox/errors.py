@@ -4,13 +4,17 @@
     ├── ApiError                 a failure the client sees: HTTP status, code, message, param
     │   ├── InvalidRequest       400  the request breaks the contract or a money rule
     │   ├── Unauthorized         401  no bearer token, or one that fails verification
+    │   ├── Forbidden            403  a browser's cross-site write, or a control body a form could send
     │   ├── NotFound             404  unknown route or resource
     │   ├── MethodNotAllowed     405  known route, wrong method
+    │   ├── RequestTimeout       408  the body stalled
     │   ├── Conflict             409  an Idempotency-Key is in use by a request in flight
     │   ├── PayloadTooLarge      413  body over the limit
     │   ├── UnsupportedMedia     415  body is not application/json
+    │   ├── Misdirected          421  a Host name the sandbox does not answer (DNS rebinding)
     │   ├── HeadersTooLarge      431  request headers over the limit
-    │   └── InternalError        500  a bug in the sandbox; never expected
+    │   ├── InternalError        500  a bug in the sandbox; never expected
+    │   └── Overloaded           503  more open connections than --limit-concurrency
     └── ConfigError              bad configuration found at start; never reaches a client
 
 Scenario outcomes are not exceptions: they are replies with an error envelope built by
@@ -61,6 +65,10 @@ class Unauthorized(ApiError):
         super().__init__("unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
+class Forbidden(ApiError):
+    status = 403
+
+
 class NotFound(ApiError):
     status = 404
 
@@ -76,6 +84,14 @@ class MethodNotAllowed(ApiError):
         )
 
 
+class RequestTimeout(ApiError):
+    status = 408
+
+    def __init__(self, seconds: float) -> None:
+        message = f"The request body stalled for {seconds:g} s; send it without pauses."
+        super().__init__("request_timeout", message, headers={"Connection": "close"})
+
+
 class Conflict(ApiError):
     status = 409
 
@@ -88,6 +104,10 @@ class UnsupportedMedia(ApiError):
     status = 415
 
 
+class Misdirected(ApiError):
+    status = 421
+
+
 class HeadersTooLarge(ApiError):
     status = 431
 
@@ -97,6 +117,14 @@ class InternalError(ApiError):
 
     def __init__(self) -> None:
         super().__init__("internal_error", "The sandbox hit a bug; please report it.")
+
+
+class Overloaded(ApiError):
+    status = 503
+
+    def __init__(self, limit: int) -> None:
+        message = f"The sandbox has more than {limit} open connections (--limit-concurrency); retry shortly."
+        super().__init__("overloaded", message, headers={"Connection": "close", "Retry-After": "1"})
 
 
 class ConfigError(Exception):

@@ -24,6 +24,9 @@ def new_id(prefix: str, rng: random.Random | None = None) -> str:
     return prefix + (rng or _random).randbytes(24).translate(_BYTE_TO_LETTER).decode()
 
 
+LAST_INSTANT = 253402300799  # 9999-12-31T23:59:59Z: a sandbox clock never passes it
+
+
 def rfc3339(ts: float) -> str:
     return _rfc3339(int(ts))
 

@@ -118,8 +118,24 @@ def _say(error: ValidationError) -> str:
         choices: Any = error.validator_value
         shown = ", ".join(map(str, choices[:8])) + (", ..." if len(choices) > 8 else "")
         return f"must be one of {shown}."
+    schema: Any = error.schema
+    if error.instance is None and isinstance(schema, dict) and isinstance(schema.get("type"), str):
+        return f"null is not of type {schema['type']!r}"  # the 3.0 validator's own words: "None for not nullable"
     message = str(error.message)
+    # jsonschema words the value as Python (`True`, `None`, `'text'`); the client sent JSON.
+    python = repr(error.instance)
+    if message.startswith(python):
+        message = json_text(error.instance) + message[len(python) :]
     return message if len(message) <= 200 else message[:200] + "..."
+
+
+def json_text(value: Any, limit: int = 100) -> str:
+    """A value as JSON text, cut to `limit` characters, for an error message."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _body_error(error: ValidationError) -> InvalidRequest:
@@ -244,15 +260,24 @@ def load_contract(path: Path, *, check_document: bool = True) -> Contract:
         document = json.loads(raw)
     except ValueError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc}); fix the file or pass --spec PATH to another one.") from exc
+    version = document.get("openapi") if isinstance(document, dict) else None
+    if not isinstance(version, str) or not version.startswith("3."):
+        raise ConfigError(
+            f"{path}: not an OpenAPI 3 document (no `openapi: 3.x` field at the top); "
+            "pass --spec PATH to an OpenAPI 3.0 or 3.1 document, or drop --spec for the bundled one."
+        )
     if check_document:
         from openapi_spec_validator import validate as validate_document
 
         try:
             validate_document(document)
         except Exception as exc:  # the validator raises several unrelated types for a bad document
-            first = str(exc).splitlines()[0]
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise ConfigError(f"{path}: not a valid OpenAPI 3 document: {first}; fix it or drop --spec.") from exc
     try:
         return Contract(document, raw, path)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(f"{path}: the sandbox cannot use this document ({exc!r}); fix it or drop --spec.") from exc
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, re.error, RecursionError) as exc:
+        raise ConfigError(
+            f"{path}: the sandbox cannot use this document ({type(exc).__name__}: {str(exc)[:200]}); "
+            "fix it or drop --spec."
+        ) from exc

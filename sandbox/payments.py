@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.errors import Conflict, InvalidRequest, NotFound, envelope
-from sandbox.models import Charge, Refund, new_id
+from sandbox.models import LAST_INSTANT, Charge, Refund, new_id, rfc3339
 from sandbox.scenarios import Rule, RuleSet
 from sandbox.store import Saved, Store, Tenant
 
 IDEMPOTENCY_TTL = 24 * 3600.0
+MAX_CLOCK_ADVANCE = 10 * 365 * 24 * 3600  # seconds in one call
 # 429 and 503 mean the processor turned the request away before doing anything, so, as with
 # validation errors, the result is not saved under the idempotency key: the client's retry with
 # the same key is processed afresh.
@@ -36,12 +38,13 @@ class Reply:
 class Attempt:
     """A request accepted by `begin`, waiting out its scenario's delay before `finish`."""
 
-    tenant: Tenant
+    tenant_key: str
     kind: str
     body: dict[str, Any]
     rule: Rule | None
     key: str | None
-    fingerprint: str
+    fingerprint: str  # of the body, when an idempotency key or a fail-first rule needs it
+    marker: str  # what a fail-first rule remembers: the key, or the body without one
     delay: float
 
 
@@ -53,14 +56,60 @@ class Payments:
 
     # -- state access ---------------------------------------------------------------------
     def tenant(self, key: str) -> Tenant:
-        """The tenant, with any pending charge whose time has come settled first."""
-        tenant = self.store.tenant(key)
+        """The tenant, created if need be (writes only), with pending charges that are due settled."""
+        return self._settled(self.store.tenant(key))
+
+    def existing(self, key: str) -> Tenant | None:
+        """The tenant if it exists (reads create none), with pending charges that are due settled."""
+        tenant = self.store.get(key)
+        return self._settled(tenant) if tenant is not None else None
+
+    def _settled(self, tenant: Tenant) -> Tenant:
         for charge in tenant.due_settlements(tenant.now()):
             self._settle(tenant, charge)
         return tenant
 
-    def rules_for(self, tenant: Tenant) -> RuleSet:
-        return tenant.rules if tenant.rules is not None else self.rules
+    def rules_for(self, tenant: Tenant | None) -> RuleSet:
+        return tenant.rules if tenant is not None and tenant.rules is not None else self.rules
+
+    # -- the tenant's sandbox controls (control API and dashboard) ---------------------------
+    def reset(self, key: str | None) -> None:
+        """Forget one tenant (charges, refunds, keys, clock, overrides), or every tenant."""
+        self.store.reset(key)
+
+    def advance_clock(self, key: str, seconds: float) -> Tenant:
+        """Move a tenant's clock forward, settling what becomes due; never past year 9999."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_CLOCK_ADVANCE:
+            raise InvalidRequest(
+                "parameter_invalid", f"seconds must be a number from 0 to {MAX_CLOCK_ADVANCE}.", "seconds"
+            )
+        tenant = self.store.tenant(key)
+        if tenant.now() + seconds > LAST_INSTANT:
+            raise InvalidRequest(
+                "parameter_invalid",
+                f"The clock would pass 9999-12-31T23:59:59Z, the last time RFC 3339 can write; it is now "
+                f"{rfc3339(tenant.now())}. Reset the tenant to start its clock again.",
+                "seconds",
+            )
+        tenant.clock_offset += seconds
+        return self._settled(tenant)
+
+    def clock_of(self, key: str) -> float:
+        """The tenant's current sandbox time (real time for a tenant that does not exist yet)."""
+        tenant = self.store.get(key)
+        return tenant.now() if tenant is not None else time.time()
+
+    def add_seeded(self, key: str, made: list[tuple[Charge, Refund | None]]) -> list[Charge]:
+        """Store charges made by `seed.fake_charges` (numbered here, in one step on the loop)."""
+        tenant = self.tenant(key)
+        charges = []
+        for charge, refund in made:
+            charge.seq = self.store.next_seq()
+            charges.append(charge)
+            if refund is not None:
+                tenant.add_refund(refund)
+        tenant.add_charges(charges)
+        return charges
 
     @staticmethod
     def _settle(tenant: Tenant, charge: Charge) -> None:
@@ -72,61 +121,72 @@ class Payments:
 
     # -- reads ------------------------------------------------------------------------------
     def get_charge(self, tenant_key: str, charge_id: str) -> dict[str, Any]:
-        charge = self.tenant(tenant_key).charges.get(charge_id)
+        tenant = self.existing(tenant_key)
+        charge = tenant.charges.get(charge_id) if tenant is not None else None
         if charge is None:
             raise NotFound("resource_missing", f"No such charge: {charge_id[:100]!r}.", "id")
         return charge.wire()
 
     def list_charges(self, tenant_key: str, limit: int, offset: int, status: str | None) -> dict[str, Any]:
-        rows, total = self.tenant(tenant_key).page(status, limit, offset)
+        tenant = self.existing(tenant_key)
+        rows, total = tenant.page(status, limit, offset) if tenant is not None else ([], 0)
         return {"data": [c.wire() for c in rows], "total": total, "limit": limit, "offset": offset}
 
     # -- writes -----------------------------------------------------------------------------
     def begin(self, tenant_key: str, kind: str, body: dict[str, Any], key: str | None) -> Reply | Attempt:
-        """Everything up to the scenario's delay: a final Reply, or an Attempt to finish."""
-        tenant = self.tenant(tenant_key)
+        """Everything up to the scenario's delay: a final Reply, or an Attempt to finish. A request
+        turned away here creates no tenant; only what must be remembered does."""
+        tenant = self.existing(tenant_key)
         _check_metadata(body)
         # What "the same request" means for idempotency and fail-first rules; only they need it.
         fingerprint = ""
         if key is not None:
             fingerprint = _fingerprint(kind, body)
-            tenant.forget_expired(tenant.now(), IDEMPOTENCY_TTL)
-            saved = tenant.idempotency.get(key)
+            saved = None
+            if tenant is not None:
+                tenant.forget_expired(tenant.now(), IDEMPOTENCY_TTL)
+                saved = tenant.idempotency.get(key)
             if saved is not None:
                 return _replay(saved, fingerprint, key)
         rule = self._match(tenant, kind, body)
+        marker = ""
         if rule is not None and rule.fail_first:
-            fingerprint = fingerprint or _fingerprint(kind, body)
-        if rule is not None and rule.fail_first and fingerprint not in tenant.failed_once:
-            tenant.failed_once.add(fingerprint)
-            return _error_reply(rule)
+            # Per payment: the key names it when there is one, so two payments with equal bodies
+            # and their own keys each fail once; without a key, the body is all there is.
+            marker = "key:" + key if key is not None else "body:" + _fingerprint(kind, body)
+            if tenant is None or marker not in tenant.failed_once:
+                self.tenant(tenant_key).fail_once(marker, self.idempotency_keys)
+                return _error_reply(rule)
         if key is not None:
-            tenant.save(key, Saved(fingerprint, tenant.now()), self.idempotency_keys)
+            writer = self.tenant(tenant_key)
+            writer.save(key, Saved(fingerprint, writer.now()), self.idempotency_keys)
         delay = rule.delay_ms / 1000 if rule else 0.0
-        return Attempt(tenant, kind, body, rule, key, fingerprint, delay)
+        return Attempt(tenant_key, kind, body, rule, key, fingerprint, marker, delay)
 
     def finish(self, attempt: Attempt) -> Reply:
         # Looked up again: a reset during the delay replaced the tenant, and the charge belongs
         # in the tenant the client reads from next.
-        tenant = attempt.tenant = self.tenant(attempt.tenant.key)
         rule = attempt.rule
         retried = rule if rule is not None and rule.fail_first else None
         if retried is not None:
-            tenant.failed_once.discard(attempt.fingerprint)
+            tenant = self.existing(attempt.tenant_key)
+            if tenant is not None:
+                tenant.failed_once.pop(attempt.marker, None)
             rule = None  # the retry of a fail-first request is an ordinary success
         try:
             if attempt.kind == "charge":
-                committed, reply = self._charge(tenant, attempt.body, rule)
+                committed, reply = self._charge(attempt.tenant_key, attempt.body, rule)
             else:
-                committed, reply = self._refund(tenant, attempt.body, rule)
+                committed, reply = self._refund(attempt.tenant_key, attempt.body, rule)
         except Exception:
             self.abandon(attempt)
             raise
         if retried is not None:
             reply.scenario = retried.name  # the client sees which rule let the retry through
         if attempt.key is not None:
-            saved = tenant.idempotency.get(attempt.key)
-            if saved is not None:
+            tenant = self.existing(attempt.tenant_key)
+            saved = tenant.idempotency.get(attempt.key) if tenant is not None else None
+            if tenant is not None and saved is not None:
                 if reply.status in _NOT_SAVED:
                     del tenant.idempotency[attempt.key]
                 else:
@@ -138,12 +198,12 @@ class Payments:
     def abandon(self, attempt: Attempt) -> None:
         """Release the idempotency key of an attempt that never finished."""
         if attempt.key is not None:
-            tenant = self.store.tenants.get(attempt.tenant.key)  # None after a reset
+            tenant = self.store.tenants.get(attempt.tenant_key)  # None after a reset
             saved = tenant.idempotency.get(attempt.key) if tenant is not None else None
             if tenant is not None and saved is not None and saved.reply is None:
                 del tenant.idempotency[attempt.key]
 
-    def _match(self, tenant: Tenant, kind: str, body: dict[str, Any]) -> Rule | None:
+    def _match(self, tenant: Tenant | None, kind: str, body: dict[str, Any]) -> Rule | None:
         rules = self.rules_for(tenant)
         metadata = body.get("metadata") or {}
         named = metadata.get("sandbox_scenario")
@@ -155,17 +215,18 @@ class Payments:
             )
         if kind == "charge":
             return rules.match("charge", body["amount"], body["currency"], metadata)
-        charge = tenant.charges.get(body["charge_id"])
+        charge = tenant.charges.get(body["charge_id"]) if tenant is not None else None
         if charge is None:
             return None  # _refund answers 404
         if named is not None:
             return rules.by_name.get(("refund", named))
         return rules.match("refund", charge.amount, charge.currency, charge.metadata)
 
-    def _charge(self, tenant: Tenant, body: dict[str, Any], rule: Rule | None) -> tuple[Reply, Reply]:
+    def _charge(self, tenant_key: str, body: dict[str, Any], rule: Rule | None) -> tuple[Reply, Reply]:
         record = rule.record if rule else "succeeded"
         charge = None
         if record != "none":
+            tenant = self.tenant(tenant_key)
             now = tenant.now()
             charge = Charge(
                 id=new_id("ch_"),
@@ -191,9 +252,10 @@ class Payments:
         committed = Reply(200, charge.wire(), {}, rule.name) if record == "succeeded" and charge else failed
         return committed, failed
 
-    def _refund(self, tenant: Tenant, body: dict[str, Any], rule: Rule | None) -> tuple[Reply, Reply]:
-        charge = tenant.charges.get(body["charge_id"])
-        if charge is None:
+    def _refund(self, tenant_key: str, body: dict[str, Any], rule: Rule | None) -> tuple[Reply, Reply]:
+        tenant = self.existing(tenant_key)
+        charge = tenant.charges.get(body["charge_id"]) if tenant is not None else None
+        if tenant is None or charge is None:
             raise NotFound("resource_missing", f"No such charge: {body['charge_id'][:100]!r}.", "charge_id")
         if charge.status != "succeeded":
             raise InvalidRequest(

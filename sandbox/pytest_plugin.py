@@ -108,8 +108,10 @@ class SandboxServer:
         self.api_path = body.get("api", self.api_path)
         return body
 
-    def control(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+    def control(
+        self, method: str, path: str, token: str | None = None, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> Any:
+        headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
         response = self.client.request(method, path, headers=headers, **kwargs)
         if response.status_code >= 400:
             raise RuntimeError(f"payments-sandbox {method} /__sandbox{path} -> {response.status_code}: {response.text}")
@@ -168,7 +170,10 @@ class PaymentsSandbox:
         if path is not None and path.is_dir():
             return [rule for file in sorted(path.glob("*.y*ml")) for rule in self.load_scenarios(file)]
         text = path.read_bytes() if path is not None else str(source).encode()
-        rules: list[dict[str, Any]] = self.server.control("POST", "/scenarios", self.token, content=text)["rules"]
+        yaml = {"Content-Type": "application/yaml"}  # JSON is YAML too
+        rules: list[dict[str, Any]] = self.server.control("POST", "/scenarios", self.token, content=text, headers=yaml)[
+            "rules"
+        ]
         return rules
 
 

@@ -7,7 +7,6 @@ import random
 from faker import Faker
 
 from sandbox.models import Charge, Refund, new_id
-from sandbox.payments import Payments
 
 # Weighted towards the currencies most apps see, with a zero-decimal one (JPY) in the mix.
 _CURRENCIES = ("USD",) * 6 + ("EUR",) * 3 + ("GBP",) * 2 + ("JPY", "CAD", "AUD", "CHF", "SEK")
@@ -16,16 +15,16 @@ _REASONS = ("requested_by_customer", "duplicate", "fraudulent")
 _SPAN = 30 * 24 * 3600.0  # seeded charges are spread over the tenant's last 30 days
 
 
-def seed_charges(payments: Payments, tenant_key: str, count: int, seed: int) -> list[Charge]:
-    """Create `count` charges (some failed, some pending, some refunded) for the tenant. The same
-    seed gives the same charges; their ids are new every time, so seeding twice never collides."""
+def fake_charges(count: int, seed: int, now: float) -> list[tuple[Charge, Refund | None]]:
+    """`count` charges (some failed, some pending, some refunded), each with its refund if any, dated
+    over the 30 days before `now`. The same seed gives the same charges; their ids are new every
+    time, so seeding twice never collides. A pure function, so that the control API can run it on a
+    worker thread; `Payments.add_seeded` numbers and stores the result."""
     rng = random.Random(seed)
     fake = Faker()
     fake.seed_instance(seed)
-    tenant = payments.tenant(tenant_key)
-    now = tenant.now()
     times = sorted(now - rng.random() * _SPAN for _ in range(count))
-    made = []
+    made: list[tuple[Charge, Refund | None]] = []
     for created in times:
         currency = rng.choice(_CURRENCIES)
         amount = rng.choice((rng.randint(100, 9_999), rng.randint(1_000, 99_999), rng.randint(10_000, 2_500_000)))
@@ -35,7 +34,7 @@ def seed_charges(payments: Payments, tenant_key: str, count: int, seed: int) -> 
         status = "failed" if roll < 0.12 else "pending" if roll < 0.17 else "succeeded"
         charge = Charge(
             id=new_id("ch_"),
-            seq=payments.store.next_seq(),
+            seq=0,
             amount=amount,
             currency=currency,
             description=f"Order #{fake.random_int(1000, 99999)}: {fake.catch_phrase()}"[:1000],
@@ -48,19 +47,12 @@ def seed_charges(payments: Payments, tenant_key: str, count: int, seed: int) -> 
             charge.settle_at = now + rng.randint(30, 600)
             charge.settle_to = "succeeded" if rng.random() < 0.8 else "failed"
             charge.settle_code = "insufficient_funds" if charge.settle_to == "failed" else None
-        tenant.add_charge(charge)
+        refund = None
         if status == "succeeded" and rng.random() < 0.2:
             refunded = amount if rng.random() < 0.5 else rng.randint(1, amount)
-            tenant.add_refund(
-                Refund(
-                    new_id("rf_"),
-                    charge.id,
-                    refunded,
-                    rng.choice(_REASONS),
-                    {},
-                    min(created + rng.randint(60, 86400), now),
-                )
+            refund = Refund(
+                new_id("rf_"), charge.id, refunded, rng.choice(_REASONS), {}, min(created + rng.randint(60, 86400), now)
             )
             charge.amount_refunded = refunded
-        made.append(charge)
+        made.append((charge, refund))
     return made

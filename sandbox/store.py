@@ -3,6 +3,12 @@ bounded journal of API calls.
 
 Everything runs on one event loop and every method here is synchronous, so no locks are needed:
 callers must not hold a value read here across an `await` and write it back afterwards.
+
+Memory is bounded by settings, whatever clients send: at most `max_tenants` tenants (the least
+recently used is dropped to make room, and only writes create a tenant), per tenant at most
+`idempotency_keys` saved keys and as many fail-first marks, and a journal of at most
+`journal_size` entries of bounded size. Stored charges and refunds are the one thing that grows
+with use, as in a real backend; a reset frees them.
 """
 
 from __future__ import annotations
@@ -10,16 +16,21 @@ from __future__ import annotations
 import bisect
 import heapq
 import json
+import logging
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any
 
 from sandbox.models import Charge, Refund, rfc3339
 
 STATUSES = ("succeeded", "pending", "failed")
-_seq = attrgetter("seq")
+_log = logging.getLogger("sandbox")
+
+
+def _newest_last(charge: Charge) -> tuple[int, int]:
+    """Where a charge sits in a list: by `created_at` (whole seconds, as shown), then creation order."""
+    return int(charge.created), charge.seq
 
 
 @dataclass
@@ -39,9 +50,9 @@ class Tenant:
     refunds: dict[str, Refund] = field(default_factory=dict)
     refunds_of: dict[str, list[Refund]] = field(default_factory=dict)
     idempotency: OrderedDict[str, Saved] = field(default_factory=OrderedDict)
-    failed_once: set[str] = field(default_factory=set)
+    failed_once: dict[str, None] = field(default_factory=dict)  # an ordered set, oldest first
     rules: Any = None  # this tenant's own scenario rules (control API), ahead of the files
-    # Charges in creation order, overall and per status: a page at any offset is one slice.
+    # Charges oldest first by `_newest_last`, overall and per status: a page at any offset is one slice.
     _all: list[Charge] = field(default_factory=list)
     _by_status: dict[str, list[Charge]] = field(default_factory=lambda: {s: [] for s in STATUSES})
     _settlements: list[tuple[float, int, str]] = field(default_factory=list)
@@ -51,17 +62,44 @@ class Tenant:
 
     def add_charge(self, charge: Charge) -> None:
         self.charges[charge.id] = charge
-        self._all.append(charge)
-        # Sequence numbers only grow, so appending keeps every list sorted.
-        self._by_status[charge.status].append(charge)
+        for rows in (self._all, self._by_status[charge.status]):
+            # A charge made through the API is the newest, so this is an append; a back-dated
+            # (seeded) one is inserted where its date puts it.
+            if not rows or _newest_last(rows[-1]) <= _newest_last(charge):
+                rows.append(charge)
+            else:
+                bisect.insort(rows, charge, key=_newest_last)
         if charge.settle_at is not None:
             heapq.heappush(self._settlements, (charge.settle_at, charge.seq, charge.id))
 
+    def add_charges(self, charges: list[Charge]) -> None:
+        """Many charges at once (a seed): one merge per list instead of an insertion each."""
+        for charge in charges:
+            self.charges[charge.id] = charge
+            if charge.settle_at is not None:
+                heapq.heappush(self._settlements, (charge.settle_at, charge.seq, charge.id))
+        # Both runs are sorted, so this sort is a linear merge.
+        self._all = sorted(self._all + sorted(charges, key=_newest_last), key=_newest_last)
+        for status, rows in self._by_status.items():
+            mine = [c for c in charges if c.status == status]
+            if mine:
+                self._by_status[status] = sorted(rows + sorted(mine, key=_newest_last), key=_newest_last)
+
     def set_status(self, charge: Charge, status: str) -> None:
         old = self._by_status[charge.status]
-        del old[bisect.bisect_left(old, charge.seq, key=_seq)]
-        bisect.insort(self._by_status[status], charge, key=_seq)
+        del old[bisect.bisect_left(old, _newest_last(charge), key=_newest_last)]
+        bisect.insort(self._by_status[status], charge, key=_newest_last)
         charge.status = status
+
+    def counts(self) -> dict[str, int]:
+        """Charges per status."""
+        return {status: len(rows) for status, rows in self._by_status.items()}
+
+    def fail_once(self, marker: str, limit: int) -> None:
+        """Remember that the first attempt of a fail-first request (by key or body) has failed."""
+        self.failed_once[marker] = None
+        while len(self.failed_once) > limit:
+            del self.failed_once[next(iter(self.failed_once))]
 
     def due_settlements(self, now: float) -> list[Charge]:
         """Pending charges whose settlement time has come, oldest first, removed from the queue."""
@@ -98,14 +136,36 @@ class Tenant:
 
 
 class Store:
-    def __init__(self) -> None:
-        self.tenants: dict[str, Tenant] = {}
+    """Every tenant, least recently used first, at most `max_tenants` of them."""
+
+    def __init__(self, max_tenants: int = 10_000) -> None:
+        self.tenants: OrderedDict[str, Tenant] = OrderedDict()
+        self.max_tenants = max_tenants
+        self.dropped = 0  # tenants dropped to stay within max_tenants, since start
+        self.last_dropped: tuple[str, float] | None = None  # (key, when)
         self._seq = 0
 
-    def tenant(self, key: str) -> Tenant:
+    def get(self, key: str) -> Tenant | None:
+        """The tenant if it exists (a read creates none), now the most recently used."""
         found = self.tenants.get(key)
+        if found is not None:
+            self.tenants.move_to_end(key)
+        return found
+
+    def tenant(self, key: str) -> Tenant:
+        """The tenant, created if need be (for a write), now the most recently used."""
+        found = self.get(key)
         if found is None:
             found = self.tenants[key] = Tenant(key)
+            while len(self.tenants) > self.max_tenants:
+                dropped, _ = self.tenants.popitem(last=False)
+                self.dropped += 1
+                self.last_dropped = (dropped, time.time())
+                _log.warning(
+                    "dropped tenant %s, the least recently used, to stay within --max-tenants %d",
+                    dropped,
+                    self.max_tenants,
+                )
         return found
 
     def next_seq(self) -> int:
@@ -129,9 +189,27 @@ class Journal:
 
     def __init__(self, size: int) -> None:
         self.entries: deque[dict[str, Any]] = deque(maxlen=size)
+        # Per tenant: how many entries, and when the newest started (kept as entries come and go,
+        # so the dashboard need not scan the journal).
+        self.counts: Counter[str] = Counter()
+        self.last_seen: dict[str, float] = {}
 
     def record(self, entry: dict[str, Any]) -> None:
+        if len(self.entries) == self.entries.maxlen:
+            self._uncount(self.entries[0])
         self.entries.append(entry)
+        tenant = entry["tenant"]
+        if tenant is not None:
+            self.counts[tenant] += 1
+            self.last_seen[tenant] = entry["started"]
+
+    def _uncount(self, entry: dict[str, Any]) -> None:
+        tenant = entry["tenant"]
+        if tenant is not None:
+            self.counts[tenant] -= 1
+            if self.counts[tenant] <= 0:
+                del self.counts[tenant]
+                self.last_seen.pop(tenant, None)
 
     @staticmethod
     def view(entry: dict[str, Any]) -> dict[str, Any]:
@@ -159,10 +237,14 @@ class Journal:
     def forget(self, tenant: str | None) -> None:
         if tenant is None:
             self.entries.clear()
-        else:
+            self.counts.clear()
+            self.last_seen.clear()
+        elif tenant in self.counts:
             kept = [e for e in self.entries if e["tenant"] != tenant]
             self.entries.clear()
             self.entries.extend(kept)
+            del self.counts[tenant]
+            self.last_seen.pop(tenant, None)
 
 
 def _decoded(raw: bytes | None) -> Any:

@@ -7,6 +7,7 @@ process's memory (from /proc) and how to stop it.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -85,8 +86,9 @@ class SandboxProcess:
         return self.wait_exit()
 
 
-def start_sandbox(log_dir: Path, *args: str) -> SandboxProcess:
-    """Start `python -m sandbox serve --port P ARGS...` and wait until its health check answers."""
+def start_sandbox(log_dir: Path, *args: str, env: dict[str, str] | None = None) -> SandboxProcess:
+    """Start `python -m sandbox serve --port P ARGS...` (with `env` added to the environment) and
+    wait until its health check answers."""
     port = free_port()
     log_path = log_dir / f"sandbox-{port}.log"
     with log_path.open("wb") as out:
@@ -95,6 +97,7 @@ def start_sandbox(log_dir: Path, *args: str) -> SandboxProcess:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     server = SandboxProcess(proc, port, log_path)
     deadline = time.monotonic() + START_TIMEOUT
@@ -106,3 +109,15 @@ def start_sandbox(log_dir: Path, *args: str) -> SandboxProcess:
         time.sleep(0.05)
     server.stop(signal.SIGKILL)
     raise AssertionError(f"the sandbox did not answer {HEALTH} within {START_TIMEOUT} s:\n{server.log()}")
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run `python -m sandbox ARGS...` to completion (e.g. a `serve` that must refuse to start)."""
+    return subprocess.run(
+        [sys.executable, "-m", "sandbox", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )

@@ -30,7 +30,7 @@ from sandbox.settings import Settings
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.json"
 SPEC_URI = "urn:payments-sandbox:openapi.json"
-BASE_URL = "http://sandbox"
+BASE_URL = "http://localhost"  # a Host the sandbox answers (guard.py refuses others with 421)
 API = "/v1/payments"
 
 

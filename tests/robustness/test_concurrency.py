@@ -44,7 +44,7 @@ def test_concurrent_partial_refunds_never_refund_more_than_the_charge(
             f"    then: {{delay_ms: {refund_delay_ms}}}\n"
         )
         with sandbox.client(token) as control:
-            loaded = control.post("/__sandbox/scenarios", content=rule)
+            loaded = control.post("/__sandbox/scenarios", content=rule, headers={"Content-Type": "application/yaml"})
             assert loaded.status_code == 200, loaded.text
 
     async def scenario() -> tuple[list[httpx.Response], dict[str, Any], dict[str, Any]]:

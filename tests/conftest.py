@@ -1,4 +1,5 @@
-"""Fixtures: a real sandbox process per test module, and a factory for tests that need their own.
+"""Fixtures for the suites that need a real server (robustness, security): a sandbox process per
+test module, and a factory for tests that need their own.
 
 Each server is `python -m sandbox serve --port P` on a free port of 127.0.0.1, ready once its
 health check answers. At teardown it gets SIGTERM and must exit 0 with no traceback in its log:
@@ -35,12 +36,13 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess
 def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., SandboxProcess]]:
     """`start_server(*flags)` starts a server of the test's own, stopped and checked after the test.
 
-    `check_log=False` leaves the log to the test (it must still exit 0 on SIGTERM).
+    `check_log=False` leaves the log to the test (it must still exit 0 on SIGTERM); `env` adds
+    environment variables.
     """
     servers: list[tuple[SandboxProcess, bool]] = []
 
-    def start(*flags: str, check_log: bool = True) -> SandboxProcess:
-        servers.append((start_sandbox(tmp_path_factory.mktemp("sandbox"), *flags), check_log))
+    def start(*flags: str, check_log: bool = True, env: dict[str, str] | None = None) -> SandboxProcess:
+        servers.append((start_sandbox(tmp_path_factory.mktemp("sandbox"), *flags, env=env), check_log))
         return servers[-1][0]
 
     yield start
