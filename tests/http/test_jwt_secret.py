@@ -1,4 +1,4 @@
-"""With a JWT secret, only HS256 JWTs signed with it, not expired and naming a `sub`, get in."""
+"""With a JWT secret, only HS256 JWTs signed with it, in their validity window and naming a `sub`, get in."""
 
 from __future__ import annotations
 
@@ -55,6 +55,9 @@ async def test_unexpired_token_works(make_client, jwt_app):
         pytest.param(jwt({"sub": "alice"}).rsplit(".", 1)[0] + ".", id="no-signature"),
         pytest.param(jwt({"name": "no sub"}), id="no-sub"),
         pytest.param(jwt({"sub": ""}), id="empty-sub"),
+        pytest.param(jwt({"sub": "alice", "nbf": int(time.time()) + 3600}), id="not-yet-valid"),
+        pytest.param(jwt({"sub": "alice"}) + "!!", id="junk-after-signature"),
+        pytest.param(jwt({"sub": "alice"}) + "==", id="padding-after-signature"),
     ],
 )
 async def test_rejected_tokens_are_401(api, make_client, jwt_app, token):
