@@ -24,7 +24,7 @@ from sandbox.guard import JSON_TYPES, YAML_TYPES, refuse_cross_site, require_bod
 from sandbox.models import Charge, rfc3339
 from sandbox.numbers import whole
 from sandbox.openapi import Contract
-from sandbox.payments import MAX_CLOCK_ADVANCE, Payments
+from sandbox.payments import MAX_CLOCK_ADVANCE, UPLOADED, Payments
 from sandbox.scenarios import RuleSet, parse_rules
 from sandbox.settings import PACKAGE_DIR, Settings
 from sandbox.store import Journal
@@ -185,11 +185,10 @@ class Control:
         try:
             # JSON is a subset of YAML, so one parser takes both; parsing 10,000 rules takes a while,
             # so it runs on the worker thread while the loop answers other requests.
-            rules = RuleSet(await self.worker.run(lambda: parse_rules(raw, f"request:{tenant}")))
+            rules = RuleSet(await self.worker.run(lambda: parse_rules(raw, f"{UPLOADED}{tenant}")))
         except ConfigError as exc:
             raise InvalidRequest("invalid_scenarios", str(exc)) from exc
-        state = self.payments.tenant(tenant)  # looked up after the wait: a reset may have come between
-        state.rules = rules.layered_over(self.payments.rules_for(state))
+        self.payments.add_rules(tenant, rules)  # after the wait: a reset may have come between
         return json_response(200, {"rules": [rule.catalog() for rule in rules.rules]})
 
     async def tenants(self, request: Request) -> Response:

@@ -5,20 +5,22 @@ live request journal, the scenario catalog) rendered with Jinja2 from `templates
 and script in `static/`, the login cookie that stands for `--control-token`, and the actions
 (reset, advance the clock, seed) a developer takes from a page. It reads the same `Payments`,
 `Journal` and `Settings` objects as the control API and changes state exactly as that API does.
+
+Every page costs about its page size however many tenants and requests the sandbox holds (the
+reading is in dashboard_views.py). A page's live region carries a version; the script polls with
+`?fragment=live&version=V` and, while V is current, gets a bodiless 204 instead of the region, so an
+open tab costs the server next to nothing until something it shows changes.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import random
-import re
-import time
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Mapping
 from functools import cached_property
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
@@ -30,9 +32,20 @@ from sandbox import __version__
 from sandbox.api import json_response, read_body
 from sandbox.auth import Auth
 from sandbox.control import MAX_CLOCK_ADVANCE, MAX_SEED, Control, Endpoint
+from sandbox.dashboard_format import Event, money, pretty, utc
+from sandbox.dashboard_views import (
+    Filter,
+    charge_facts,
+    charge_requests,
+    newest,
+    page_number,
+    recent_tenants,
+    rows,
+    tenant_row,
+    version,
+)
 from sandbox.errors import ApiError, InvalidRequest, NotFound, Unauthorized
 from sandbox.guard import refuse_cross_site
-from sandbox.models import rfc3339
 from sandbox.numbers import whole
 from sandbox.payments import Payments
 from sandbox.settings import Settings
@@ -41,15 +54,16 @@ from sandbox.store import STATUSES, Journal, Tenant
 if TYPE_CHECKING:
     import jinja2
 
+__all__ = ["Dashboard", "money"]
+
 HERE = Path(__file__).resolve().parent
 COOKIE = "sandbox_control_token"
-PAGE_SIZE = 25
+PAGE_SIZE = 25  # charges per page
+TENANTS_PAGE_SIZE = 50
 LIVE_ROWS = 200  # newest journal entries a requests page holds
-# ISO 4217 minor units of the currencies that do not have 2: amounts are in minor units.
-_EXPONENT = {c: 0 for c in ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX")}
-_EXPONENT |= {c: 0 for c in ("UYI", "VND", "VUV", "XAF", "XOF", "XPF")}
-_EXPONENT |= {c: 3 for c in ("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND")}
-_SYMBOL = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "KRW": "₩", "INR": "₹", "CAD": "CA$", "AUD": "A$"}
+SUGGESTED = 50  # tenants a filter offers (most recently used first): never a list of all 10,000
+LIVE = "live"  # the block of a page that its script polls
+VERSION_HEADER = "Sandbox-Version"
 _SECURITY_HEADERS = {
     # No inline script or style anywhere, and no framing: a page of buttons that reset state must
     # not be clickjackable.
@@ -59,39 +73,6 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-
-
-class Event(NamedTuple):
-    """One step of a charge's timeline; `at` is None when the sandbox did not record the time."""
-
-    at: float | None
-    what: str
-    status: str | None = None
-    future: bool = False
-
-
-def money(amount: int, currency: str) -> str:
-    """Minor units as a person reads them: 123456 USD -> $1,234.56 USD; 5000 JPY -> ¥5,000 JPY."""
-    exponent = _EXPONENT.get(currency, 2)
-    whole, minor = divmod(amount, 10**exponent)
-    return f"{_SYMBOL.get(currency, '')}{whole:,}{f'.{minor:0{exponent}d}' if exponent else ''} {currency}"
-
-
-def utc(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
-
-
-def pretty(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
-
-
-def _charge_of(entry: dict[str, Any]) -> str | None:
-    """The charge a journal entry created, read, refunded or was declined for."""
-    body, sent = entry.get("response_body"), entry.get("request_body")
-    found = [body.get("id"), (body.get("error") or {}).get("charge")] if isinstance(body, dict) else []
-    found += [sent.get("charge_id")] if isinstance(sent, dict) else []
-    found += [entry["path"].rsplit("/", 1)[-1]]
-    return next((c for c in found if isinstance(c, str) and c.startswith("ch_")), None)
 
 
 class Dashboard:
@@ -135,6 +116,7 @@ class Dashboard:
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
+            auto_reload=False,  # package files: no stat() of every template on every render
             trim_blocks=True,
             lstrip_blocks=True,
         )
@@ -145,14 +127,27 @@ class Dashboard:
     def _html(self, request: Request, name: str, context: dict[str, Any], block: str | None = None) -> str:
         """A template, or one of its blocks: `?fragment=live` is the part of a page the script polls."""
         template = self._env.get_template(name)
-        context = {"base": request.scope.get("root_path", ""), "query": request.query_params, **context}
-        block = block or request.query_params.get("fragment")
+        context = {"base": request.scope.get("root_path", ""), "query": request.query_params, "live": "", **context}
+        block = block or (LIVE if request.query_params.get("fragment") == LIVE else None)
         if block not in template.blocks:
             return template.render(context)
         return "".join(template.blocks[block](template.new_context(context)))
 
-    def _render(self, request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-        return HTMLResponse(self._html(request, name, context), status)
+    def _render(
+        self, request: Request, name: str, context: dict[str, Any], status: int = 200, live: str | None = None
+    ) -> Response:
+        """A page, or its live region; `live` is the region's version (see `_unchanged`)."""
+        response = HTMLResponse(self._html(request, name, context | {"live": live or ""}), status)
+        if live is not None:
+            response.headers[VERSION_HEADER] = live
+        return response
+
+    @staticmethod
+    def _unchanged(request: Request, live: str) -> Response | None:
+        """A bodiless 204 when the script polls for the live region and already has this version of it:
+        what most polls get, at the cost of reading one page of rows and no rendering."""
+        query = request.query_params
+        return Response(status_code=204) if query.get("fragment") == LIVE and query.get("version") == live else None
 
     def _wrap(self, endpoint: Endpoint) -> Endpoint:
         """Sign-in and same-origin checks; errors as a page for a browser, as the envelope otherwise."""
@@ -168,6 +163,7 @@ class Dashboard:
                         raise Unauthorized("The dashboard needs the control token: sign in, or send it in a header.")
                     back = request.url.path if request.method == "GET" else ""
                     return _redirect(request, "/ui/login?" + urlencode({"next": back}))
+                _check_notice(request.query_params)
                 response = await endpoint(request)
             except ApiError as error:
                 if not browser:
@@ -191,10 +187,11 @@ class Dashboard:
 
     def _tenant(self, key: str) -> Tenant:
         """A tenant with data or requests (pending charges that are due settled first), or 404."""
-        if key in self.payments.store.tenants:
-            return self.payments.tenant(key)
-        if any(e["tenant"] == key for e in self.journal.entries):
-            return Tenant(key)  # only requests so far: shown empty, not created
+        found = self.payments.existing(key)
+        if found is not None:
+            return found
+        if self.journal.counts.get(key):
+            return Tenant(key)  # only requests that stored nothing (reads, refusals): shown empty, not created
         raise NotFound("resource_missing", f"No tenant {key[:40]!r} has charges or requests in this sandbox.")
 
     def _confirm(self, request: Request, form: dict[str, str], question: str) -> Response | None:
@@ -209,32 +206,40 @@ class Dashboard:
 
     # -- pages ------------------------------------------------------------------------------
     async def tenants_page(self, request: Request) -> Response:
-        requests = Counter(e["tenant"] for e in self.journal.entries if e["tenant"])
-        last_seen = {e["tenant"]: rfc3339(e["started"]) for e in self.journal.entries if e["tenant"]}
-        keys = sorted(set(self.payments.store.tenants) | set(requests), key=lambda k: last_seen.get(k, ""))
-        rows = []
-        for key in reversed(keys):  # most recently active first
-            state = self._tenant(key)
-            if state.charges or state.refunds or requests[key]:
-                counts = Counter(c.status for c in state.charges.values())
-                rows.append({"state": state, "counts": counts, "requests": requests[key], "last": last_seen.get(key)})
-        return self._render(request, "tenants.html", {"tenants": rows, "api": _api_url(request)})
+        """Stored tenants, most recently used first, a page at a time. A token whose calls stored
+        nothing has no tenant (reads create none), so it is not listed: its calls are in the journal."""
+        page, store = page_number(request.query_params), self.payments.store
+        listed = recent_tenants(store.tenants, (page - 1) * TENANTS_PAGE_SIZE, TENANTS_PAGE_SIZE)
+        for state in listed:
+            due = state.next_settlement()
+            if due is not None and due <= state.now():
+                # Read through Payments so that what came due settles, as the tenant's own page
+                # would show it; like any read, this makes the tenant the most recently used.
+                self.payments.existing(state.key)
+        total = len(store.tenants)
+        context = {"tenants": [tenant_row(state, self.journal) for state in listed], "page": page, "total": total}
+        context |= {"pages": max(1, -(-total // TENANTS_PAGE_SIZE)), "size": TENANTS_PAGE_SIZE}
+        context |= {"dropped": store.dropped, "last_dropped": store.last_dropped, "max_tenants": store.max_tenants}
+        context |= {"journal": bool(self.journal.entries), "api": _api_url(request)}
+        live = version("tenants", sorted(context.items()))
+        return self._unchanged(request, live) or self._render(request, "tenants.html", context, live=live)
 
     async def charges_page(self, request: Request) -> Response:
         state = self._tenant(request.path_params["tenant"])
         status = request.query_params.get("status") or None
         if status is not None and status not in STATUSES:
             raise InvalidRequest("parameter_invalid", f"status must be one of {', '.join(STATUSES)}.", "status")
-        page = request.query_params.get("page", "1")
-        page_no = whole(page)
-        if page_no is None or not 1 <= page_no <= 10**9:
-            raise InvalidRequest("parameter_invalid", "page must be a whole number from 1.", "page")
-        rows, total = state.page(status, PAGE_SIZE, (page_no - 1) * PAGE_SIZE)
-        counts = Counter(c.status for c in state.charges.values())
-        context = {"tenant": state, "charges": rows, "total": total, "status": status, "page": page_no}
+        page = page_number(request.query_params)
+        charges, total = state.page(status, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        counts, api = state.counts(), _api_url(request)
+        facts = [charge_facts(c) for c in charges]
+        live = version("charges", state.key, status, page, total, len(state.charges), counts, facts, api)
+        if unchanged := self._unchanged(request, live):
+            return unchanged
+        context = {"tenant": state, "charges": charges, "total": total, "status": status, "page": page}
         context |= {"pages": max(1, -(-total // PAGE_SIZE)), "counts": counts, "size": PAGE_SIZE}
-        context |= {"max_seed": MAX_SEED, "max_clock": MAX_CLOCK_ADVANCE, "api": _api_url(request)}
-        return self._render(request, "charges.html", context)
+        context |= {"max_seed": MAX_SEED, "max_clock": MAX_CLOCK_ADVANCE, "api": api}
+        return self._render(request, "charges.html", context, live=live)
 
     async def charge_page(self, request: Request) -> Response:
         state = self._tenant(request.path_params["tenant"])
@@ -243,6 +248,9 @@ class Dashboard:
             raise NotFound("resource_missing", f"No such charge: {request.path_params['charge'][:100]!r}.", "id")
         rule = self.payments.rules_for(state).by_name.get(("charge", charge.scenario or ""))
         refunds = state.refunds_of.get(charge.id, [])
+        live = version("charge", state.key, charge_facts(charge), len(refunds), rule.source if rule else None)
+        if unchanged := self._unchanged(request, live):
+            return unchanged
         pending = charge.status == "pending" or charge.settled_at is not None
         timeline = [Event(charge.created, "Created", "pending" if pending else charge.status)]
         if charge.settle_at is not None:
@@ -250,61 +258,44 @@ class Dashboard:
         elif charge.settled_at is not None:
             timeline.append(Event(charge.settled_at, "Settled", charge.status))
         timeline += [Event(r.created, f"Refunded {money(r.amount, charge.currency)}") for r in refunds]
-        entries = [
-            e
-            for e in self.journal.entries
-            if e["tenant"] == state.key and _mentions(e, charge.id) and _charge_of(Journal.view(e)) == charge.id
-        ]
+        # The requests about the charge sit outside the live region: the poll does not read the journal.
+        polled = request.query_params.get("fragment") == LIVE
+        entries = [] if polled else rows(charge_requests(self.journal, state.key, charge.id))
         context = {"tenant": state, "charge": charge, "rule": rule, "refunds": refunds, "timeline": timeline}
-        context |= {"wire": charge.wire(), "entries": _rows(entries[::-1])}
-        return self._render(request, "charge.html", context)
-
-    def _matcher(self, request: Request) -> Callable[[dict[str, Any]], bool]:
-        query = request.query_params
-        tenant, method, path = query.get("tenant"), query.get("method", "").upper(), query.get("path", "")
-        status = query.get("status", "").lower()
-        if status and not re.fullmatch(r"[1-5](\d\d|xx)", status):
-            raise InvalidRequest("parameter_invalid", "status must be an HTTP status such as 402, or a class: 4xx.")
-
-        def match(e: dict[str, Any]) -> bool:
-            code = str(e["status"])
-            return (
-                (not tenant or e["tenant"] == tenant)
-                and (not method or e["method"] == method)
-                and path in e["path"] + ("?" + e["query"] if e["query"] else "")
-                and (not status or code == status or (status[1:] == "xx" and code[0] == status[0]))
-            )
-
-        return match
+        context |= {"wire": charge.wire(), "entries": entries}
+        return self._render(request, "charge.html", context, live=live)
 
     async def requests_page(self, request: Request) -> Response:
-        match = self._matcher(request)
-        matching = [e for e in reversed(self.journal.entries) if match(e)]
-        cursor = self.journal.entries[-1]["id"] if self.journal.entries else ""
-        context = {"entries": _rows(matching[:LIVE_ROWS]), "matching": len(matching), "cursor": cursor}
-        context |= {"tenants": sorted({e["tenant"] for e in self.journal.entries if e["tenant"]}), "limit": LIVE_ROWS}
-        return self._render(request, "requests.html", context)
+        entries, matching = newest(self.journal, Filter.of(request.query_params), LIVE_ROWS)
+        suggested = [state.key for state in islice(reversed(self.payments.store.tenants.values()), SUGGESTED)]
+        context = {"entries": rows(entries), "matching": matching, "cursor": self._cursor(), "limit": LIVE_ROWS}
+        return self._render(request, "requests.html", context | {"tenants": suggested})
+
+    def _cursor(self) -> str:
+        return self.journal.entries[-1]["id"] if self.journal.entries else ""
 
     async def requests_feed(self, request: Request) -> Response:
         """The entries newer than `after` (a request id), for the live list; `reset` when `after`
         is gone (the tenant was reset, or the ring buffer moved past it): the list starts over."""
-        match, after = self._matcher(request), request.query_params.get("after", "")
+        match, after, cursor = Filter.of(request.query_params), request.query_params.get("after", ""), self._cursor()
+        if after == cursor:  # nothing new, whatever the filter: most polls, answered without a walk
+            return json_response(200, {"cursor": cursor, "reset": False, "count": 0, "html": ""})
         fresh, found = [], not after
-        for entry in reversed(self.journal.entries):
+        for entry in reversed(self.journal.entries):  # back to `after`: as many entries as arrived since
             if entry["id"] == after:
                 found = True
                 break
             if match(entry):
                 fresh.append(entry)
-        html = self._html(request, "requests.html", {"entries": _rows(fresh[:LIVE_ROWS])}, "rows")
-        cursor = self.journal.entries[-1]["id"] if self.journal.entries else ""
+        html = self._html(request, "requests.html", {"entries": rows(fresh[:LIVE_ROWS])}, "rows")
         return json_response(200, {"cursor": cursor, "reset": not found, "count": len(fresh), "html": html})
 
     async def scenarios_page(self, request: Request) -> Response:
         key = request.query_params.get("tenant")
         state = self._tenant(key) if key else None
         rules = self.payments.rules_for(state) if state else self.payments.rules
-        overridden = [k for k, t in self.payments.store.tenants.items() if t.rules is not None]
+        tenants = reversed(self.payments.store.tenants.values())
+        overridden = list(islice((t.key for t in tenants if t.rules is not None), SUGGESTED))
         context = {"rules": rules.rules, "tenant": key, "files": self.payments.rules.fingerprints}
         return self._render(request, "scenarios.html", context | {"overridden": overridden})
 
@@ -379,16 +370,10 @@ class Dashboard:
         return _redirect(request, f"/ui/tenants/{key}?" + urlencode({"notice": "seeded", "n": len(made)}))
 
 
-def _mentions(entry: dict[str, Any], charge_id: str) -> bool:
-    """A quick test before parsing: whether a journal entry names the charge anywhere."""
-    token = charge_id.encode()
-    return charge_id in entry["path"] or token in (entry["request_body"] or b"") or token in entry["response_body"]
-
-
-def _rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Journal entries as the templates show them, each with the charge it is about."""
-    views = [Journal.view(e) for e in entries]
-    return [{**e, "charge": _charge_of(e)} for e in views]
+def _check_notice(query: Mapping[str, str]) -> None:
+    """`?n=`, the number a notice shows (charges seeded, seconds advanced): ASCII digits, or a 400."""
+    if query.get("n") is not None and whole(query.get("n")) is None:
+        raise InvalidRequest("parameter_invalid", "n must be a whole number in ASCII digits.", "n")
 
 
 def _api_url(request: Request) -> str:

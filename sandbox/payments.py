@@ -20,6 +20,8 @@ from sandbox.store import Saved, Store, Tenant
 
 IDEMPOTENCY_TTL = 24 * 3600.0
 MAX_CLOCK_ADVANCE = 10 * 365 * 24 * 3600  # seconds in one call
+MAX_TENANT_RULES = 10_000  # scenario rules uploaded for one tenant, all uploads together
+UPLOADED = "request:"  # how the source of an uploaded rule begins (`request:<tenant>:<line>`)
 # 429 and 503 mean the processor turned the request away before doing anything, so, as with
 # validation errors, the result is not saved under the idempotency key: the client's retry with
 # the same key is processed afresh.
@@ -93,6 +95,18 @@ class Payments:
             )
         tenant.clock_offset += seconds
         return self._settled(tenant)
+
+    def add_rules(self, key: str, rules: RuleSet) -> None:
+        """Rules for this tenant only, ahead of what it had; at most MAX_TENANT_RULES uploaded."""
+        layered = rules.layered_over(self.rules_for(self.existing(key)))
+        uploaded = sum(1 for rule in layered.rules if rule.source.startswith(UPLOADED))
+        if uploaded > MAX_TENANT_RULES:
+            raise InvalidRequest(
+                "invalid_scenarios",
+                f"This tenant would hold {uploaded} uploaded rules, over the limit of {MAX_TENANT_RULES}; "
+                "reset it (POST /__sandbox/reset) or upload fewer.",
+            )
+        self.store.set_rules(self.tenant(key), layered, uploaded)
 
     def clock_of(self, key: str) -> float:
         """The tenant's current sandbox time (real time for a tenant that does not exist yet)."""

@@ -5,10 +5,11 @@ Everything runs on one event loop and every method here is synchronous, so no lo
 callers must not hold a value read here across an `await` and write it back afterwards.
 
 Memory is bounded by settings, whatever clients send: at most `max_tenants` tenants (the least
-recently used is dropped to make room, and only writes create a tenant), per tenant at most
-`idempotency_keys` saved keys and as many fail-first marks, and a journal of at most
-`journal_size` entries of bounded size. Stored charges and refunds are the one thing that grows
-with use, as in a real backend; a reset frees them.
+recently used is dropped to make room, and only writes create a tenant), at most `MAX_UPLOADED_RULES`
+uploaded scenario rules in all (the least recently used tenants holding some are dropped to make
+room), per tenant at most `idempotency_keys` saved keys and as many fail-first marks, and a journal
+of at most `journal_size` entries of bounded size. Stored charges and refunds are the one thing
+that grows with use, as in a real backend; a reset frees them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from sandbox.models import Charge, Refund, rfc3339
 
 STATUSES = ("succeeded", "pending", "failed")
+MAX_UPLOADED_RULES = 100_000  # scenario rules uploaded for tenants, all tenants together
 _log = logging.getLogger("sandbox")
 
 
@@ -52,6 +54,7 @@ class Tenant:
     idempotency: OrderedDict[str, Saved] = field(default_factory=OrderedDict)
     failed_once: dict[str, None] = field(default_factory=dict)  # an ordered set, oldest first
     rules: Any = None  # this tenant's own scenario rules (control API), ahead of the files
+    uploaded: int = 0  # how many of those rules were uploaded for this tenant (the rest are the files')
     # Charges oldest first by `_newest_last`, overall and per status: a page at any offset is one slice.
     _all: list[Charge] = field(default_factory=list)
     _by_status: dict[str, list[Charge]] = field(default_factory=lambda: {s: [] for s in STATUSES})
@@ -62,10 +65,11 @@ class Tenant:
 
     def add_charge(self, charge: Charge) -> None:
         self.charges[charge.id] = charge
+        second = int(charge.created)
         for rows in (self._all, self._by_status[charge.status]):
-            # A charge made through the API is the newest, so this is an append; a back-dated
-            # (seeded) one is inserted where its date puts it.
-            if not rows or _newest_last(rows[-1]) <= _newest_last(charge):
+            # A charge made through the API is the newest (its seq is the highest), so this is an
+            # append; a back-dated (seeded) one is inserted where its date puts it.
+            if not rows or int(rows[-1].created) <= second:
                 rows.append(charge)
             else:
                 bisect.insort(rows, charge, key=_newest_last)
@@ -108,6 +112,11 @@ class Tenant:
             due.append(self.charges[heapq.heappop(self._settlements)[2]])
         return due
 
+    def next_settlement(self) -> float | None:
+        """When the earliest pending charge comes due (tenant time), or None; a read-only peek, so
+        the dashboard can tell whether reading a tenant would settle something."""
+        return self._settlements[0][0] if self._settlements else None
+
     def page(self, status: str | None, limit: int, offset: int) -> tuple[list[Charge], int]:
         """Newest first; costs O(limit) at any offset."""
         rows = self._all if status is None else self._by_status[status]
@@ -142,7 +151,8 @@ class Store:
         self.tenants: OrderedDict[str, Tenant] = OrderedDict()
         self.max_tenants = max_tenants
         self.dropped = 0  # tenants dropped to stay within max_tenants, since start
-        self.last_dropped: tuple[str, float] | None = None  # (key, when)
+        self.last_dropped: tuple[str, float, str] | None = None  # (key, when, the limit that made room)
+        self.uploaded = 0  # scenario rules uploaded for tenants, all together
         self._seq = 0
 
     def get(self, key: str) -> Tenant | None:
@@ -158,15 +168,26 @@ class Store:
         if found is None:
             found = self.tenants[key] = Tenant(key)
             while len(self.tenants) > self.max_tenants:
-                dropped, _ = self.tenants.popitem(last=False)
-                self.dropped += 1
-                self.last_dropped = (dropped, time.time())
-                _log.warning(
-                    "dropped tenant %s, the least recently used, to stay within --max-tenants %d",
-                    dropped,
-                    self.max_tenants,
-                )
+                self._drop(next(iter(self.tenants)), f"--max-tenants {self.max_tenants}")
         return found
+
+    def set_rules(self, tenant: Tenant, rules: Any, uploaded: int) -> None:
+        """Give a tenant its own rules, `uploaded` of them sent by clients; to stay within
+        MAX_UPLOADED_RULES, drop the least recently used other tenants that hold uploaded rules."""
+        self.uploaded += uploaded - tenant.uploaded
+        tenant.rules, tenant.uploaded = rules, uploaded
+        for key in list(self.tenants):
+            if self.uploaded <= MAX_UPLOADED_RULES:
+                break
+            if key != tenant.key and self.tenants[key].uploaded:
+                self._drop(key, f"{MAX_UPLOADED_RULES} uploaded scenario rules in all")
+
+    def _drop(self, key: str, limit: str) -> None:
+        dropped = self.tenants.pop(key)
+        self.uploaded -= dropped.uploaded
+        self.dropped += 1
+        self.last_dropped = (key, time.time(), limit)
+        _log.warning("dropped tenant %s, the least recently used, to stay within %s", key, limit)
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -176,8 +197,9 @@ class Store:
         """Forget one tenant (charges, refunds, keys, clock, overrides), or every tenant."""
         if key is None:
             self.tenants.clear()
-        else:
-            self.tenants.pop(key, None)
+            self.uploaded = 0
+        elif key in self.tenants:
+            self.uploaded -= self.tenants.pop(key).uploaded
 
 
 class Journal:

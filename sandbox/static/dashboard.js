@@ -30,16 +30,21 @@
     return response;
   }
 
-  // Server-rendered regions (data-live="block"): fetch the same page's block, swap it when it changed.
+  // Server-rendered regions (data-live="block"): ask for the same page's block, sending the version we
+  // show (data-version); the server answers 204 while that is current, else the block and its new
+  // version (Sandbox-Version), so an unchanged region costs it no rendering. The first poll also
+  // catches what changed since the page loaded.
   function pollRegion(region) {
     const url = new URL(window.location.href);
     url.searchParams.set("fragment", region.dataset.live);
-    let last = null;
     return async function () {
-      const html = await (await fetchOk(url)).text();
+      url.searchParams.set("version", region.dataset.version || "");
+      const response = await fetchOk(url);
+      if (response.status === 204) return;
+      const html = await response.text();
       if (!live) return; // paused while the request was in flight
-      if (html !== last) region.innerHTML = html; // the first poll also catches what changed since the page loaded
-      last = html;
+      region.innerHTML = html;
+      region.dataset.version = response.headers.get("Sandbox-Version") || "";
     };
   }
 

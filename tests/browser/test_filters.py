@@ -87,3 +87,20 @@ def test_requests_filtered_by_method_path_and_status(page: Page, sandbox: Sandbo
     page.get_by_role("button", name="Filter").click()
     expect(items).to_have_count(1)
     expect(items.first.locator(".req-path")).to_have_text("/v1/payments/refund")
+
+
+def test_tenants_are_paginated(page: Page, sandbox: Sandbox) -> None:
+    made = [Client(sandbox) for _ in range(51)]  # more than a page of 50, whatever other tests made
+    for client in made:
+        client.charge()
+        client.http.close()
+    page.goto(f"{sandbox.ui}/")
+    rows = page.locator("table tbody tr")
+    expect(rows).to_have_count(50)
+    expect(rows.first).to_contain_text(made[-1].key)
+    page.get_by_role("link", name="Less recent").click()
+    expect(page).to_have_url(re.compile(r"/__sandbox/\?page=2$"))
+    expect(page.get_by_role("link", name=made[0].key, exact=True)).to_be_visible()
+    expect(page.get_by_role("navigation", name="Pages")).to_contain_text("Page 2 of")
+    page.get_by_role("link", name="More recent").click()
+    expect(rows.first).to_contain_text(made[-1].key)

@@ -81,3 +81,20 @@ def test_requests_appear_in_the_live_list(page: Page, sandbox: Sandbox, client: 
     expect(page.locator("#requests > li")).to_have_count(2)
     toggle.click()
     expect(page.locator("#requests > li")).to_have_count(3)
+
+
+def test_a_new_tenant_appears_on_the_tenants_page(page: Page, sandbox: Sandbox, client: Client) -> None:
+    page.goto(f"{sandbox.ui}/")
+    # Unchanged, the region is answered 204 with no body; the script keeps what it shows.
+    page.wait_for_event("response", lambda r: "fragment=live" in r.url and r.status == 204)
+    mark_page(page)
+    expect(page.get_by_role("link", name=client.key, exact=True)).to_have_count(0)
+
+    client.charge(1000)
+
+    first = page.locator("table tbody tr").first  # most recently used first
+    expect(first.get_by_role("link", name=client.key, exact=True)).to_be_visible()
+    expect(first.locator('[data-label="Succeeded"]')).to_have_text("1")
+    page.wait_for_event("response", lambda r: "fragment=live" in r.url and r.status == 204)
+    expect(first.get_by_role("link", name=client.key, exact=True)).to_be_visible()
+    assert_not_reloaded(page)

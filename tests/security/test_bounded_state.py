@@ -80,3 +80,27 @@ def test_a_bad_max_tenants_stops_the_cli() -> None:
         assert result.returncode == 2, value
         assert "--max-tenants" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def upload(client: httpx.Client, first: int, count: int) -> httpx.Response:
+    rules = [
+        f"  - {{name: r{n}, applies_to: charge, when: {{amount: {300_000 + n}}}, then: {{}}}}"
+        for n in range(first, first + count)
+    ]
+    body = ("rules:\n" + "\n".join(rules)).encode()
+    return client.post("/__sandbox/scenarios", content=body, headers={"Content-Type": "application/yaml"})
+
+
+def test_a_tenant_holds_at_most_10000_uploaded_rules(sandbox: SandboxProcess) -> None:
+    with sandbox.client(token=f"uploader-{uuid.uuid4().hex}") as client:
+        assert upload(client, 0, 6_000).status_code == 200
+        assert upload(client, 0, 6_000).status_code == 200  # the same names replace, not add
+        refused = upload(client, 6_000, 6_000)
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "invalid_scenarios"
+        assert "10000" in refused.json()["error"]["message"]
+        names = {rule["name"] for rule in client.get("/__sandbox/scenarios").json()["rules"]}
+        assert "r5999" in names
+        assert "r6000" not in names  # the refused upload changed nothing
+        assert client.post("/__sandbox/reset").status_code == 200
+        assert upload(client, 6_000, 6_000).status_code == 200

@@ -1,0 +1,162 @@
+"""What the dashboard's pages show, read at a cost of about one page however much the sandbox holds.
+
+With 10,000 tenants and a full journal a render must not walk either, and a page left open polls
+its live region every second, so:
+
+- tenants come a page at a time in the store's recency order (least recently used first; reversed,
+  that is most recently active first), with counts the store and the journal keep up to date;
+- the newest requests come from the end of the journal; with a tenant filter the walk stops after
+  that tenant's last entry, since the journal counts each tenant's entries;
+- each live region has a *version*, a short digest of exactly the values it shows, computed from the
+  page's rows before anything is rendered. The script sends back the version it holds; while that is
+  still current the region is answered 204 without rendering (dashboard.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from sandbox.errors import InvalidRequest
+from sandbox.models import Charge, rfc3339
+from sandbox.numbers import whole
+from sandbox.store import Journal, Tenant
+
+MAX_PAGE = 10**9
+Entry = dict[str, Any]
+
+
+def page_number(query: Mapping[str, str]) -> int:
+    """`?page=`: ASCII digits only (not `²`, `٣`, `+5` or `1.0`), from 1."""
+    page = whole(query.get("page", "1"))
+    if page is None or not 1 <= page <= MAX_PAGE:
+        raise InvalidRequest("parameter_invalid", "page must be a whole number from 1, in ASCII digits.", "page")
+    return page
+
+
+def version(*parts: object) -> str:
+    """The version of a live region: a digest of the values it shows (str, int, float, None and
+    containers of them, whose `repr` is exact), 16 hex digits."""
+    return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
+
+
+# -- tenants ----------------------------------------------------------------------------------
+def recent_tenants(tenants: OrderedDict[str, Tenant], offset: int, limit: int) -> list[Tenant]:
+    """`limit` tenants from `offset`, most recently used first. An OrderedDict cannot be indexed, so a
+    page is walked to from the nearer end: a deep page costs as little as the first."""
+    total = len(tenants)
+    if offset >= total:
+        return []
+    if offset <= total // 2:
+        return list(islice(reversed(tenants.values()), offset, offset + limit))
+    return list(islice(tenants.values(), max(total - offset - limit, 0), total - offset))[::-1]
+
+
+def tenant_row(state: Tenant, journal: Journal) -> dict[str, Any]:
+    """One row of the tenants table, from counts kept up to date: nothing here walks the charges."""
+    last = journal.last_seen.get(state.key)
+    return {
+        "key": state.key,
+        "charges": len(state.charges),
+        "counts": state.counts(),
+        "refunds": len(state.refunds),
+        "requests": journal.counts.get(state.key, 0),
+        "clock": state.clock_offset,
+        "last": rfc3339(last) if last is not None else None,
+    }
+
+
+def charge_facts(charge: Charge) -> tuple[object, ...]:
+    """What can change about a charge after it is made (its id, amount and dates never do)."""
+    return charge.id, charge.status, charge.amount_refunded, charge.failure_code, charge.settle_at, charge.settled_at
+
+
+# -- the request journal ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Filter:
+    """The requests page's filter, and its feed's: a tenant, a method, a path substring, a status or class."""
+
+    tenant: str = ""
+    method: str = ""
+    path: str = ""
+    status: str = ""
+
+    @classmethod
+    def of(cls, query: Mapping[str, str]) -> Filter:
+        status = query.get("status", "").lower()
+        # [0-9], not \d: Python's \d also matches the digits of other scripts (Arabic-Indic, say).
+        if status and not re.fullmatch(r"[1-5](?:[0-9]{2}|xx)", status):
+            raise InvalidRequest(
+                "parameter_invalid", "status must be an HTTP status such as 402, or a class: 4xx.", "status"
+            )
+        return cls(query.get("tenant", ""), query.get("method", "").upper(), query.get("path", ""), status)
+
+    @property
+    def only_tenant(self) -> bool:
+        return not (self.method or self.path or self.status)
+
+    def __call__(self, e: Entry) -> bool:
+        code = str(e["status"])
+        return (
+            (not self.tenant or e["tenant"] == self.tenant)
+            and (not self.method or e["method"] == self.method)
+            and self.path in e["path"] + ("?" + e["query"] if e["query"] else "")
+            and (not self.status or code == self.status or (self.status[1:] == "xx" and code[0] == self.status[0]))
+        )
+
+
+def walk(journal: Journal, tenant: str = "") -> Iterator[Entry]:
+    """Journal entries newest first; with a tenant only its own, stopping after the last of them."""
+    left = journal.counts.get(tenant, 0) if tenant else len(journal.entries)
+    for entry in reversed(journal.entries):
+        if left <= 0:
+            return
+        if not tenant or entry["tenant"] == tenant:
+            left -= 1
+            yield entry
+
+
+def newest(journal: Journal, where: Filter, limit: int) -> tuple[list[Entry], int]:
+    """The newest `limit` matching entries, newest first, and how many match in all. Unfiltered, or
+    filtered by tenant alone, the journal's counts say how many, so only `limit` entries are read."""
+    if where.only_tenant:
+        total = journal.counts.get(where.tenant, 0) if where.tenant else len(journal.entries)
+        return list(islice(walk(journal, where.tenant), limit)), total
+    found: list[Entry] = []
+    total = 0
+    for entry in walk(journal, where.tenant):
+        if where(entry):
+            total += 1
+            if len(found) < limit:
+                found.append(entry)
+    return found, total
+
+
+def charge_of(entry: Entry) -> str | None:
+    """The charge a journal entry (as `Journal.view` shows it) created, read, refunded or was declined for."""
+    body, sent = entry.get("response_body"), entry.get("request_body")
+    found = [body.get("id"), (body.get("error") or {}).get("charge")] if isinstance(body, dict) else []
+    found += [sent.get("charge_id")] if isinstance(sent, dict) else []
+    found += [entry["path"].rsplit("/", 1)[-1]]
+    return next((c for c in found if isinstance(c, str) and c.startswith("ch_")), None)
+
+
+def charge_requests(journal: Journal, tenant: str, charge_id: str) -> list[Entry]:
+    """The tenant's journal entries about a charge, newest first (a byte search before any parsing)."""
+    token = charge_id.encode()
+
+    def mentions(e: Entry) -> bool:
+        return charge_id in e["path"] or token in (e["request_body"] or b"") or token in e["response_body"]
+
+    return [e for e in walk(journal, tenant) if mentions(e) and charge_of(Journal.view(e)) == charge_id]
+
+
+def rows(entries: list[Entry]) -> list[Entry]:
+    """Journal entries as the templates show them, each with the charge it is about."""
+    views = [Journal.view(e) for e in entries]
+    return [{**e, "charge": charge_of(e)} for e in views]
