@@ -1,7 +1,8 @@
 """The HTTP server: uvicorn running the app, plus what uvicorn does not do on its own.
 
 - A connection that has not sent a whole request head within `--header-timeout` seconds is closed
-  (uvicorn closes idle keep-alive connections, but waits forever for a head sent a byte at a time).
+  (uvicorn closes idle keep-alive connections, but waits forever for a head sent a byte at a time),
+  and a body that has not arrived in full that long after its head is answered 408 by the app.
 - Connections over `--limit-concurrency` are answered 503 in the error envelope by the app, which
   is handed uvicorn's own set of open connections (uvicorn's built-in limit answers plain text).
 - On SIGTERM/SIGINT, scripted delays end at once, so a request waiting out `delay_ms` (up to
@@ -20,6 +21,7 @@ from types import FrameType
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from sandbox.api import BODY_STALLED
 from sandbox.app import Front
 from sandbox.settings import Settings
 
@@ -27,10 +29,12 @@ _log = logging.getLogger("sandbox")
 
 
 class HeadTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, closing connections whose request head does not arrive in time."""
+    """uvicorn's httptools protocol, closing connections whose request head does not arrive in time,
+    and telling the app (through the scope) when a body stalls."""
 
     head_timeout = 10.0
     _head_timer: asyncio.TimerHandle | None = None
+    _body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -43,10 +47,29 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+        if any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers):
+            self._body_timer = self.loop.call_later(self.head_timeout, self._body_stalled)
+
+    def on_message_complete(self) -> None:
+        self._disarm_body()
+        super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._disarm_body()
         super().connection_lost(exc)
+
+    def _disarm_body(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_stalled(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.scope[BODY_STALLED] = self.head_timeout  # type: ignore[literal-required]
+            cycle.message_event.set()  # wakes the app's read, which sees the mark and answers 408
 
     def _arm(self) -> None:
         if self._head_timer is None:
