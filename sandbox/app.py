@@ -102,7 +102,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         allowed = (exc.headers or {}).get("Allow", "")
         return error_response(MethodNotAllowed(request.method, [m.strip() for m in allowed.split(",") if m.strip()]))
     if exc.status_code == 404:
-        return error_response(NotFound("not_found", f"No route {request.method} {request.url.path[:200]}."))
+        return error_response(NotFound("not_found", f"No route {request.method} {request.scope['path'][:200]}."))
     return json_response(exc.status_code, envelope("http_error", str(exc.detail)), dict(exc.headers or {}))
 
 

@@ -161,7 +161,7 @@ class Dashboard:
                 if guarded and not self._signed_in(request):
                     if not browser:
                         raise Unauthorized("The dashboard needs the control token: sign in, or send it in a header.")
-                    back = request.url.path if request.method == "GET" else ""
+                    back = request.scope["path"] if request.method == "GET" else ""
                     return _redirect(request, "/ui/login?" + urlencode({"next": back}))
                 _check_notice(request.query_params)
                 response = await endpoint(request)
@@ -200,8 +200,8 @@ class Dashboard:
         if form.get("confirmed") == "yes":
             return None
         fields = {k: v for k, v in form.items() if k != "confirmed"}
-        back = request.url.path.rsplit("/", 1)[0] if "tenant" in request.path_params else None
-        context = {"question": question, "action": request.url.path, "fields": fields, "back": back}
+        back = request.scope["path"].rsplit("/", 1)[0] if "tenant" in request.path_params else None
+        context = {"question": question, "action": request.scope["path"], "fields": fields, "back": back}
         return self._render(request, "confirm.html", context)
 
     # -- pages ------------------------------------------------------------------------------

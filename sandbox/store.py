@@ -26,7 +26,7 @@ from typing import Any
 from sandbox.models import Charge, Refund, rfc3339
 
 STATUSES = ("succeeded", "pending", "failed")
-MAX_UPLOADED_RULES = 100_000  # scenario rules uploaded for tenants, all tenants together
+MAX_UPLOADED_RULES = 50_000  # scenario rules uploaded for tenants, all together (~2 KB each)
 _log = logging.getLogger("sandbox")
 
 
@@ -153,6 +153,8 @@ class Store:
         self.dropped = 0  # tenants dropped to stay within max_tenants, since start
         self.last_dropped: tuple[str, float, str] | None = None  # (key, when, the limit that made room)
         self.uploaded = 0  # scenario rules uploaded for tenants, all together
+        self._last_note = -60.0  # when a drop was last logged, and how many had been dropped then
+        self._noted = 0
         self._seq = 0
 
     def get(self, key: str) -> Tenant | None:
@@ -186,8 +188,14 @@ class Store:
         dropped = self.tenants.pop(key)
         self.uploaded -= dropped.uploaded
         self.dropped += 1
-        self.last_dropped = (key, time.time(), limit)
-        _log.warning("dropped tenant %s, the least recently used, to stay within %s", key, limit)
+        now = time.time()
+        self.last_dropped = (key, now, limit)
+        # One line per drop would let a client flood the log at its own pace: at most one a minute.
+        if now - self._last_note >= 60:
+            unnoted = self.dropped - self._noted
+            more = f" (and {unnoted - 1} more since the last such line)" if unnoted > 1 else ""
+            _log.warning("dropped tenant %s, the least recently used, to stay within %s%s", key, limit, more)
+            self._last_note, self._noted = now, self.dropped
 
     def next_seq(self) -> int:
         self._seq += 1
