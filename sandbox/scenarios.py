@@ -4,33 +4,43 @@ A rule says which charges or refunds it catches (an amount or range, optionally 
 metadata values, or `metadata.sandbox_scenario` naming it) and what happens to them. Refund rules
 match on the charge being refunded, so one magic charge amount makes every refund of it fail.
 Every rule remembers `<file>:<line>` so that errors and the catalog point back at the source.
+
+parse_rules is the one way in, for files and uploads alike: scenario_yaml reads the text within
+its limits, scenario_schema checks the shape, `_rule` what the schema cannot say (headers a reply
+can carry, a settlement that ends, consistent outcomes), scenario_overlaps that no two rules
+compete for one request. Every refusal is a ConfigError starting `<source>:<line>` and naming the fix.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import re
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import yaml
-
+from sandbox import scenario_schema, scenario_yaml
 from sandbox.errors import ConfigError
-from sandbox.settings import DEFAULT_SCENARIOS, PACKAGE_DIR
+from sandbox.scenario_overlaps import check_overlaps
+from sandbox.scenario_yaml import shown
+from sandbox.settings import DEFAULT_SCENARIOS
 
-if TYPE_CHECKING:
-    from jsonschema.exceptions import ValidationError
-    from jsonschema.protocols import Validator
-
-
-@cache
-def _schema_validator() -> Validator:
-    """The JSON Schema of a scenario document, compiled once, when a file first needs checking."""
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(json.loads((PACKAGE_DIR / "scenario-schema.json").read_text()))
+# Limits of one document (a file, or an upload to the control API, whose body is also capped at
+# 1 MiB by default): checked at its line, with the fix, before the work they bound is done.
+MAX_DOCUMENT_BYTES = 4 << 20
+MAX_RULES = 10_000
+MAX_SETTLE_SECONDS = 10 * 365 * 24 * 3600  # ten years, as far as the clock can be advanced at once
+# An HTTP field name (RFC 9110 token) and the characters a header value may hold: printable
+# Latin-1 and tab, since the server writes header values as Latin-1 bytes.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_NOT_HEADER_TEXT = re.compile(r"[^\t\x20-\x7e\xa0-\xff]")
+# Headers about the connection or the framing of the body (uvicorn sets those), hop-by-hop ones,
+# and the ones the sandbox sets on every scenario reply itself.
+_FRAMING = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te", "trailer"}
+    | {"upgrade", "proxy-authenticate", "proxy-authorization"}
+)
+_OWN_HEADERS = frozenset({"content-type", "request-id", "sandbox-scenario", "idempotent-replayed"})
 
 
 @dataclass(frozen=True)
@@ -154,65 +164,83 @@ def load_rules(paths: tuple[Path, ...]) -> RuleSet:
 
 
 def parse_rules(raw: bytes | str, source: str, *, check_schema: bool = True) -> list[Rule]:
-    """Parse and check one document of rules (a file, or a body sent to the control API)."""
+    """Parse and check one document of rules (a file, or a body sent to the control API).
+
+    A pure function of its arguments: it may run in several threads at once."""
+    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    if size > MAX_DOCUMENT_BYTES:
+        raise ConfigError(
+            f"{source}:1: the document is {size} bytes, over the limit of {MAX_DOCUMENT_BYTES} bytes"
+            f" ({MAX_DOCUMENT_BYTES >> 20} MiB); split it into several files."
+        )
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        loader = _Loader(text)
-        try:
-            root = loader.get_single_node()
-            data = loader.construct_document(root) if root is not None else None
-        finally:
-            loader.dispose()
     except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1 if isinstance(raw, bytes) else 1
         raise ConfigError(
-            f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8."
+            f"{source}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8."
         ) from exc
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ConfigError(f"{where}: YAML syntax error: {exc.problem or exc.context}; fix the syntax there.") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: YAML error: {exc}; fix the file.") from exc
-    if root is None:
+    document = scenario_yaml.load(text, source)
+    data = document.data
+    if data is None:
         raise ConfigError(f"{source}:1: the document is empty; write `rules:` with a list of rules.")
-    found = _schema_validator().iter_errors(data) if check_schema else iter(())
-    errors = sorted(found, key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if errors:
-        error = errors[0]
-        raise ConfigError(f"{source}:{_line(root, list(error.absolute_path), error)}: {_explain(error)}")
+    specs = data.get("rules") if isinstance(data, dict) else None
+    if isinstance(specs, list) and len(specs) > MAX_RULES:
+        raise ConfigError(
+            f"{source}:{document.line(['rules', MAX_RULES])}: more than {MAX_RULES} rules in one document;"
+            " split them into several files (or uploads)."
+        )
+    if check_schema:
+        scenario_schema.check(document, source)
+    if not isinstance(specs, list):  # reached only without the schema check: the built-in pack
+        raise ConfigError(f"{source}:1: no list of rules; write `rules:` with a list of rules.")
     rules: list[Rule] = []
     names: dict[tuple[str, str], int] = {}
-    rules_node = next(value for key, value in root.value if key.value == "rules")
-    specs: list[dict[str, Any]] = data["rules"] if isinstance(data, dict) else []
-    for index, (spec, node) in enumerate(zip(specs, rules_node.value, strict=True)):
-        where = f"{source}:{node.start_mark.line + 1}"
+    for index, (spec, line) in enumerate(zip(specs, document.item_lines(["rules"]), strict=True)):
         key = (spec["applies_to"], spec["name"])
         if key in names:
             raise ConfigError(
-                f"{where}: duplicate rule name {spec['name']!r} (first at line {names[key]});"
+                f"{source}:{line}: duplicate rule name {shown(spec['name'])} (first at line {names[key]});"
                 " give each rule its own name."
             )
-        names[key] = node.start_mark.line + 1
-        rules.append(_rule(spec, where, index))
-    _check_overlaps(rules)
+        names[key] = line
+        rules.append(_rule(spec, _Where(document, source, index, line), index))
+    check_overlaps(rules)
     return rules
 
 
-def _rule(spec: dict[str, Any], where: str, order: int) -> Rule:
+class _Where:
+    """`<source>:<line>` of rule `index` of a document, or of one of its values."""
+
+    def __init__(self, document: scenario_yaml.Document, source: str, index: int, line: int) -> None:
+        self.document, self.source, self.index, self.line = document, source, index, line
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}"
+
+    def at(self, *path: str, key: bool = False) -> str:
+        """`<source>:<line>: rules.<index>.<path>`, the start of a message about that value."""
+        full = ["rules", self.index, *path]
+        return f"{self.source}:{self.document.line(full, key=key)}: {scenario_schema.where(full)}"
+
+
+def _rule(spec: dict[str, Any], where: _Where, order: int) -> Rule:
     when = spec.get("when", {})
     then = spec["then"]
     kind = spec["applies_to"]
+    name = spec["name"]  # quoted in messages as shown(name): only a refused rule pays for that
     amount = when.get("amount")
-    lo, hi = (amount, amount) if isinstance(amount, int) else ((amount or {}).get("min"), (amount or {}).get("max"))
+    lo, hi = (amount, amount) if not isinstance(amount, dict) else (amount.get("min"), amount.get("max"))
+    lo, hi = _whole(lo), _whole(hi)
     if lo is not None and hi is not None and lo > hi:
-        raise ConfigError(f"{where}: amount min {lo} is above max {hi}; swap them.")
+        raise ConfigError(f"{where.at('when', 'amount')}: min {lo} is above max {hi}; swap them.")
     error = then.get("error")
-    status = then.get("status", 400 if error else 200)
+    status = _whole(then.get("status", 400 if error else 200))
     if error and status < 400:
-        raise ConfigError(f"{where}: rule {spec['name']!r} has an error but status {status}; use a 4xx or 5xx status.")
+        raise ConfigError(f"{where}: rule {shown(name)} has an error but status {status}; use a 4xx or 5xx status.")
     if not error and status >= 400:
         raise ConfigError(
-            f"{where}: rule {spec['name']!r} has status {status} but no error; add error: {{code, message}}."
+            f"{where}: rule {shown(name)} has status {status} but no error; add error: {{code, message}}."
         )
     other = "refund" if kind == "charge" else "charge"
     if other in then or (kind == "refund" and "settle" in then):
@@ -234,8 +262,19 @@ def _rule(spec: dict[str, Any], where: str, order: int) -> Rule:
             f"{where}: a charge committed as succeeded answers with a 5xx error (e.g. 504); use status >= 500."
         )
     settle = then.get("settle", {})
+    after = settle.get("after_seconds")
+    if after is not None and not (isinstance(after, int | float) and 0 <= after <= MAX_SETTLE_SECONDS):
+        # The schema's `maximum` lets NaN through (every comparison with it is false), and the
+        # built-in pack skips the schema: a charge that never settles broke its dashboard page.
+        raise ConfigError(
+            f"{where.at('then', 'settle', 'after_seconds')}: {shown(after)} is not a"
+            f" number of seconds from 0 to {MAX_SETTLE_SECONDS} (ten years); use a finite number in that range."
+        )
+    headers = then.get("headers", {})
+    for header, value in headers.items():
+        _check_header(header, value, where)
     return Rule(
-        name=spec["name"],
+        name=name,
         applies_to=kind,
         amount_min=lo,
         amount_max=hi,
@@ -245,91 +284,45 @@ def _rule(spec: dict[str, Any], where: str, order: int) -> Rule:
         error=error,
         retryable=then.get("retryable"),
         record=record,
-        settle_after=settle.get("after_seconds"),
+        settle_after=after,
         settle_to=settle.get("to"),
         settle_code=settle.get("decline_code"),
-        delay_ms=then.get("delay_ms", 0),
-        headers=tuple(then.get("headers", {}).items()),
+        delay_ms=_whole(then.get("delay_ms", 0)),
+        headers=tuple(headers.items()),
         fail_first=bool(then.get("fail_first_attempt")),
-        source=where,
+        source=str(where),
         order=order,
         spec={k: v for k, v in spec.items() if k not in ("name", "applies_to")},
     )
 
 
-def _check_overlaps(rules: list[Rule]) -> None:
-    """Two rules of one file that could catch the same request make the file ambiguous."""
-    ranged = [r for r in rules if r.amount_min is not None or r.amount_max is not None]
-    for i, a in enumerate(ranged):
-        for b in ranged[i + 1 :]:
-            if a.applies_to != b.applies_to:
-                continue
-            a_lo, a_hi = a.amount_min or 1, a.amount_max or 99999999
-            b_lo, b_hi = b.amount_min or 1, b.amount_max or 99999999
-            if a_hi < b_lo or b_hi < a_lo:
-                continue
-            if a.currency and b.currency and a.currency != b.currency:
-                continue
-            a_meta, b_meta = dict(a.metadata), dict(b.metadata)
-            if any(a_meta[k] != b_meta[k] for k in a_meta.keys() & b_meta.keys()):
-                continue
-            raise ConfigError(
-                f"{b.source}: rule {b.name!r} overlaps rule {a.name!r} ({a.source}) on amounts"
-                f" {max(a_lo, b_lo)}..{min(a_hi, b_hi)}; make the ranges disjoint"
-                " or tell them apart by currency or metadata."
-            )
+def _whole(value: Any) -> Any:
+    """JSON Schema's integers include 2.0 (YAML `2.0`, `1e3` in JSON): the rule keeps an int."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _line(root: yaml.Node, path: list[Any], error: ValidationError) -> int:
-    """The 1-based line of the node at `path`, or of the deepest node on the way there; for an
-    unknown key, the line of that key."""
-    node = root
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if k.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            nxt = node.value[part]
-        else:
-            nxt = None
-        if nxt is None:
-            break
-        node = nxt
-    if error.validator == "additionalProperties" and isinstance(node, yaml.MappingNode):
-        schema: Any = error.schema
-        known = schema.get("properties", {})
-        node = next((k for k, _ in node.value if k.value not in known), node)
-    return int(node.start_mark.line) + 1
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML without aliases: `*name` could expand a small body into gigabytes (billion laughs),
-    and a list of rules never needs one."""
-
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed in scenario files; write the value out", mark
-            )
-        return super().compose_node(parent, index)
-
-
-def _explain(error: ValidationError) -> str:
-    where = ".".join(str(p) for p in error.absolute_path) or "the document"
-    schema: Any = error.schema
-    choices: Any = error.validator_value
-    if error.validator == "additionalProperties":
-        allowed = ", ".join(sorted(schema.get("properties", {})))
-        return f"{where}: {error.message}; allowed keys are {allowed}."
-    if error.validator == "enum" and error.absolute_path and error.absolute_path[-1] == "applies_to":
-        return f"{where}: unknown rule kind {error.instance!r}; use applies_to: charge or applies_to: refund."
-    if error.validator == "enum":
-        return f"{where}: {error.instance!r} is not allowed; use one of {', '.join(map(str, choices))}."
-    if error.validator == "required":
-        return f"{where}: {error.message}; add it."
-    if error.validator == "oneOf":
-        return (
-            f"{where}: {error.instance!r} is neither an amount nor a {{min, max}} range;"
-            " write e.g. `amount: 100005` or `amount: {min: 1, max: 99}`."
+def _check_header(name: Any, value: Any, where: _Where) -> None:
+    """A header a response can carry: the server writes it as Latin-1 bytes after the charge is
+    committed, so a bad one used to become a 500 for a request whose charge was stored."""
+    at = where.at("then", "headers", name, key=True)
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        raise ConfigError(
+            f"{at}: header name {shown(name)} is not an HTTP token; use letters, digits and"
+            " !#$%&'*+-.^_`|~ only (e.g. X-Review)."
         )
-    return f"{where}: {error.message}; fix this value."
+    if name.lower() in _FRAMING:
+        raise ConfigError(f"{at}: {name} belongs to the HTTP connection (framing, hop-by-hop); remove it.")
+    if name.lower() in _OWN_HEADERS:
+        raise ConfigError(f"{at}: {name} is set by the sandbox itself; remove it.")
+    if not isinstance(value, str):
+        raise ConfigError(f"{at}: {shown(value)} is not text; quote it.")
+    bad = _NOT_HEADER_TEXT.search(value)
+    if bad is not None:
+        char = bad.group()
+        what = "a line break" if char in "\r\n" else f"{shown(char)} (U+{ord(char):04X})"
+        raise ConfigError(
+            f"{at}: the value holds {what}, which a header cannot carry; use printable"
+            " Latin-1 text on one line (plain ASCII is safest)."
+        )
+    if value != value.strip(" \t"):
+        raise ConfigError(f"{at}: the value starts or ends with whitespace, which HTTP drops; remove it.")

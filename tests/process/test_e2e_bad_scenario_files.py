@@ -75,10 +75,59 @@ BAD_FILES = {
         line=3,
         mentions=("payout", "applies_to: charge", "applies_to: refund"),
     ),
+    # From the hardening issue: input that used to crash `check` and `serve` with a traceback, or
+    # that they took and the server then failed on.
+    "nested_lists": Bad("rules: " + "[" * 500 + "]" * 500 + "\n", line=1, mentions=("nested deeper", "flatten")),
+    "nested_mappings": Bad(
+        "rules:\n" + "".join("  " * level + f"k{level}:\n" for level in range(1, 501)),
+        line=17,
+        mentions=("nested deeper", "flatten"),
+    ),
+    "header_not_latin1": Bad(
+        "rules:\n"
+        "  - name: noted\n"
+        "    applies_to: charge\n"
+        "    when: {amount: 5000}\n"
+        "    then:\n"
+        "      headers:\n"
+        '        X-Note: "café €"\n',
+        line=7,
+        mentions=("X-Note", "U+20AC", "Latin-1"),
+    ),
+    "key_not_text": Bad(
+        "rules:\n  - name: numbered\n    applies_to: charge\n    when: {amount: 5000}\n    then:\n"
+        "      headers: {1: x}\n",
+        line=6,
+        mentions=("key 1", "quote the key"),
+    ),
+    "settle_never": Bad(
+        "rules:\n"
+        "  - name: never\n"
+        "    applies_to: charge\n"
+        "    when: {amount: 5000}\n"
+        "    then:\n"
+        "      charge: pending\n"
+        "      settle: {after_seconds: .nan, to: succeeded}\n",
+        line=7,
+        mentions=("after_seconds", "NaN", "ten years"),
+    ),
+    "number_too_long": Bad(
+        "rules:\n  - name: long\n    applies_to: charge\n    when: {amount: " + "9" * 5000 + "}\n    then: {}\n",
+        line=4,
+        mentions=("too many digits",),
+    ),
+    "json_not_python": Bad(
+        "rules:\n  - name: truthy\n    applies_to: charge\n    when: {amount: 5000}\n    then: {status: true}\n",
+        line=5,
+        mentions=('true is not of type "integer"',),
+    ),
 }
 
-# The five kinds of mistake the scenarios issue names; `serve` is run once for each.
+# The five kinds of mistake the scenarios issue names, and the crashes of the hardening issue;
+# `serve` is run once for each.
 SERVE_CASES = ["yaml_syntax", "unknown_key", "duplicate_names", "overlapping_ranges", "unknown_rule_kind"]
+SERVE_CASES += ["nested_lists", "nested_mappings", "header_not_latin1", "key_not_text", "settle_never"]
+SERVE_CASES += ["number_too_long"]
 LINE_CASES = list(BAD_FILES)
 
 
@@ -107,6 +156,7 @@ def test_check_rejects_a_bad_file_naming_it_and_the_fix(checked, bad_file):
     path, bad = bad_file
 
     assert checked.returncode == 1
+    assert "Traceback" not in checked.stderr
     message = message_about(checked.stderr, path)
     for needed in bad.mentions:
         assert needed in message, message
@@ -131,11 +181,12 @@ def test_serve_exits_before_binding_with_the_same_message_as_check(spawn, answer
         time.sleep(0.05)
     code = server.stop()
 
-    assert code != 0
+    assert code == 2
     assert not answered, "the health endpoint answered: the server bound its port"
     assert answers(server.base_url) is None
     output = server.stderr()
     assert "Uvicorn running" not in output
+    assert "Traceback" not in output
     assert message_about(output, path) == message_about(checked.stderr, path)
 
 
