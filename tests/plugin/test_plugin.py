@@ -252,4 +252,4 @@ def test_server_that_fails_to_start_is_reported(pytester: pytest.Pytester) -> No
     pytester.makepyfile("def test_x(payments_sandbox):\n    pass\n")
     result = pytester.runpytest_subprocess("--payments-sandbox-scenarios", str(bad))
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*bad.yaml:3*unknown rule kind 'payout'*"])
+    result.stdout.fnmatch_lines(['*bad.yaml:3*unknown rule kind "payout"*'])

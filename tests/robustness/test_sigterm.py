@@ -86,7 +86,9 @@ def test_sigterm_during_a_delay_longer_than_the_grace_period_ends_the_delay_and_
         async with httpx.AsyncClient(
             base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=90.0, trust_env=False
         ) as client:
-            loaded = await client.post("/__sandbox/scenarios", content=rule, headers={"Content-Type": "application/yaml"})
+            loaded = await client.post(
+                "/__sandbox/scenarios", content=rule, headers={"Content-Type": "application/yaml"}
+            )
             assert loaded.status_code == 200, loaded.text
             body, key = {"amount": 4242, "currency": "USD"}, f"{token}-key"
 
