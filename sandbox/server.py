@@ -28,77 +28,79 @@ from sandbox.settings import Settings
 _log = logging.getLogger("sandbox")
 
 
-class HeadTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, closing connections whose request head does not arrive in time,
-    and telling the app (through the scope) when a body stalls."""
+class DeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, noting when a request head or body began to arrive, so that
+    `Server`'s sweep can close connections whose head is late and mark bodies that stall. A timer
+    per request would cost every request a heap push and a cancellation; a note costs next to nothing."""
 
-    head_timeout = 10.0
-    _head_timer: asyncio.TimerHandle | None = None
-    _body_timer: asyncio.TimerHandle | None = None
+    head_since: float | None = None  # when the connection opened, or its next request began
+    body_since: float | None = None  # when the head of a request with a body was complete
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()
+        self.head_since = self.loop.time()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._arm()  # the next request on a keep-alive connection
+        if self.head_since is None:
+            self.head_since = self.loop.time()  # the next request on a keep-alive connection
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self.head_since = None
         super().on_headers_complete()
-        if any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers):
-            self._body_timer = self.loop.call_later(self.head_timeout, self._body_stalled)
+        for name, _ in self.headers:
+            if name == b"content-length" or name == b"transfer-encoding":
+                self.body_since = self.loop.time()
+                break
 
     def on_message_complete(self) -> None:
-        self._disarm_body()
+        self.body_since = None
         super().on_message_complete()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        self._disarm_body()
-        super().connection_lost(exc)
-
-    def _disarm_body(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
-
-    def _body_stalled(self) -> None:
-        self._body_timer = None
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            cycle.scope[BODY_STALLED] = self.head_timeout  # type: ignore[literal-required]
-            cycle.message_event.set()  # wakes the app's read, which sees the mark and answers 408
-
-    def _arm(self) -> None:
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
-
-    def _disarm(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if not self.transport.is_closing():
-            _log.debug("closing a connection that sent no whole request head in %g s", self.head_timeout)
-            self.transport.close()
+    def check_deadlines(self, now: float, timeout: float) -> None:
+        """Close the connection if its head is late; tell the app if its body has stalled."""
+        if self.head_since is not None and now - self.head_since > timeout:
+            self.head_since = None
+            if not self.transport.is_closing():
+                _log.debug("closing a connection that sent no whole request head in %g s", timeout)
+                self.transport.close()
+        if self.body_since is not None and now - self.body_since > timeout:
+            self.body_since = None
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete:
+                cycle.scope[BODY_STALLED] = timeout  # type: ignore[literal-required]
+                cycle.message_event.set()  # wakes the app's read, which sees the mark and answers 408
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, ending scripted delays as soon as it is told to stop."""
+    """uvicorn's server, sweeping connections for late heads and stalled bodies, and ending
+    scripted delays as soon as it is told to stop."""
 
-    def __init__(self, config: uvicorn.Config, front: Front) -> None:
+    def __init__(self, config: uvicorn.Config, front: Front, timeout: float) -> None:
         super().__init__(config)
         self.front = front
+        self.timeout = timeout
         self.loop: asyncio.AbstractEventLoop | None = None
         front.connections = self.server_state.connections
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self.loop = asyncio.get_running_loop()
-        await super().serve(sockets)
+        sweeper = self.loop.create_task(self._sweep())
+        try:
+            await super().serve(sockets)
+        finally:
+            sweeper.cancel()
+
+    async def _sweep(self) -> None:
+        # A deadline is met within a quarter of the timeout (at most a second) after it passes.
+        interval = min(1.0, max(0.05, self.timeout / 4))
+        assert self.loop is not None
+        while True:
+            await asyncio.sleep(interval)
+            now = self.loop.time()
+            for connection in list(self.server_state.connections):
+                if isinstance(connection, DeadlineProtocol):
+                    connection.check_deadlines(now, self.timeout)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.loop is not None:
@@ -117,12 +119,11 @@ def _allow_open_files(connections: int) -> None:
 
 def run(app: Front, settings: Settings, access_log: bool) -> int:
     """Serve `app` until SIGTERM/SIGINT; the exit code."""
-    protocol = type("Protocol", (HeadTimeoutProtocol,), {"head_timeout": settings.header_timeout})
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        http=protocol,
+        http=DeadlineProtocol,
         log_level=settings.log_level,
         access_log=access_log,
         lifespan="off",
@@ -130,7 +131,7 @@ def run(app: Front, settings: Settings, access_log: bool) -> int:
         server_header=False,
     )
     _allow_open_files(settings.limit_concurrency)
-    server = Server(config, app)
+    server = Server(config, app, settings.header_timeout)
     # uvicorn re-raises the signal that stopped it once it has shut down; with these handlers in
     # place that re-raise is a no-op, so Ctrl-C and SIGTERM end the process with exit code 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
