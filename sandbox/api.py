@@ -31,10 +31,11 @@ from sandbox.errors import (
     RequestTimeout,
     UnsupportedMedia,
 )
+from sandbox.models import Entry, Kind, Reply
 from sandbox.openapi import Contract
-from sandbox.payments import Payments, Reply
+from sandbox.payments import Payments
 from sandbox.settings import Settings
-from sandbox.store import Journal
+from sandbox.stores import StoreUnavailable
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _JOURNAL_BODY_LIMIT = 8192  # bytes of each body the journal keeps
@@ -67,13 +68,11 @@ class ClientGone(Exception):
 class PaymentsAPI:
     """A plain ASGI app: the request path of every API call is short and measured (bench/)."""
 
-    def __init__(
-        self, contract: Contract, payments: Payments, journal: Journal, auth: Auth, settings: Settings
-    ) -> None:
+    def __init__(self, contract: Contract, payments: Payments, auth: Auth, settings: Settings) -> None:
         self.contract = contract
         self.auth = auth
         self.payments = payments
-        self.journal = journal
+        self.store = payments.store
         self.settings = settings
         self.handlers: dict[str, Handler] = {
             "postCreateCharge": self.create_charge,
@@ -82,6 +81,7 @@ class PaymentsAPI:
             "postCreateRefund": self.create_refund,
         }
         self.stopping = asyncio.Event()  # set on shutdown: scripted delays end at once
+        self.lost_noted = -60.0  # when a journal entry lost to an unavailable store was last logged
         missing = set(contract.operations) - set(self.handlers)
         if missing:
             raise ConfigError(
@@ -132,41 +132,46 @@ class PaymentsAPI:
                 _log.exception("error while answering %s %s", method, scope["path"][:200])
                 status, content = 500, to_json(InternalError().body())
                 await send_json(send, status, content, scope.get("request_id"))
-        self.journal.record(
-            {
-                "id": scope.get("request_id"),
-                "tenant": tenant,
-                "method": method,
-                "path": scope["path"][:_JOURNAL_TEXT_LIMIT],
-                "query": scope["query_string"][:_JOURNAL_TEXT_LIMIT].decode("latin-1"),
-                "status": status,
-                "started": started,
-                "duration": time.perf_counter() - clock,
-                "idempotency_key": key[:_JOURNAL_TEXT_LIMIT] if key else None,
-                "scenario": scenario,
-                "request_body": raw[:_JOURNAL_BODY_LIMIT] if raw else None,
-                "response_body": content[:_JOURNAL_BODY_LIMIT],
-            }
+        entry = Entry(
+            scope.get("request_id") or "",
+            tenant,
+            method,
+            scope["path"][:_JOURNAL_TEXT_LIMIT],
+            scope["query_string"][:_JOURNAL_TEXT_LIMIT].decode("latin-1"),
+            status,
+            started,
+            time.perf_counter() - clock,
+            key[:_JOURNAL_TEXT_LIMIT] if key else None,
+            scenario,
+            raw[:_JOURNAL_BODY_LIMIT] if raw else None,
+            content[:_JOURNAL_BODY_LIMIT],
         )
+        try:
+            await self.store.record(entry)
+        except StoreUnavailable:  # the client has its answer; the entry is lost while the store is away
+            # At most a line a minute: the store being away would otherwise log every request.
+            if time.monotonic() - self.lost_noted >= 60:
+                self.lost_noted = time.monotonic()
+                _log.warning("the store is unavailable: journal entries are being lost")
 
     # -- endpoints --------------------------------------------------------------------------
     async def create_charge(self, tenant: str, params: dict[str, Any], body: Any, key: str | None) -> Reply:
-        return await self._write(tenant, "charge", body, key)
+        return await self._write(tenant, Kind.CHARGE, body, key)
 
     async def create_refund(self, tenant: str, params: dict[str, Any], body: Any, key: str | None) -> Reply:
-        return await self._write(tenant, "refund", body, key)
+        return await self._write(tenant, Kind.REFUND, body, key)
 
     async def get_charge(self, tenant: str, params: dict[str, Any], body: Any, key: str | None) -> Reply:
-        return Reply(200, self.payments.get_charge(tenant, params["id"]))
+        return Reply(200, await self.payments.get_charge(tenant, params["id"]))
 
     async def list_charges(self, tenant: str, params: dict[str, Any], body: Any, key: str | None) -> Reply:
-        page = self.payments.list_charges(tenant, params["limit"], params["offset"], params.get("status"))
+        page = await self.payments.list_charges(tenant, params["limit"], params["offset"], params.get("status"))
         return Reply(200, page)
 
-    async def _write(self, tenant: str, kind: str, body: dict[str, Any], key: str | None) -> Reply:
+    async def _write(self, tenant: str, kind: Kind, body: dict[str, Any], key: str | None) -> Reply:
         if key is not None and not 1 <= len(key) <= 255:
             raise InvalidRequest("parameter_invalid", "Idempotency-Key must be 1 to 255 characters.", "Idempotency-Key")
-        outcome = self.payments.begin(tenant, kind, body, key)
+        outcome = await self.payments.begin(tenant, kind, body, key)
         if isinstance(outcome, Reply):
             return outcome
         if outcome.delay:
@@ -175,9 +180,9 @@ class PaymentsAPI:
             except TimeoutError:
                 pass  # the delay ran its course
             except BaseException:
-                self.payments.abandon(outcome)
+                await self.payments.abandon(outcome)
                 raise
-        return self.payments.finish(outcome)
+        return await self.payments.finish(outcome)
 
 
 Handler = Callable[[str, dict[str, Any], Any, "str | None"], Awaitable[Reply]]

@@ -32,7 +32,8 @@ from sandbox.openapi import load_contract
 from sandbox.payments import Payments
 from sandbox.scenarios import load_rules
 from sandbox.settings import BUNDLED_SPEC, Settings
-from sandbox.store import Journal, Store
+from sandbox.stores import open_store
+from sandbox.tenants import Tenants
 from sandbox.worker import Worker
 
 MAX_HEADER_BYTES = 16 * 1024
@@ -123,13 +124,13 @@ async def _crash(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings) -> Front:
     contract = load_contract(settings.spec, check_document=settings.spec.resolve() != BUNDLED_SPEC.resolve())
     rules = load_rules(settings.scenario_files())
-    store = Store(settings.max_tenants)
-    journal = Journal(settings.journal_size)
+    store = open_store(settings)
     payments = Payments(store, rules, settings.idempotency_keys)
+    tenants = Tenants(payments, store, Worker())
     auth = Auth(settings)
-    api = PaymentsAPI(contract, payments, journal, auth, settings)
-    control = Control(contract, payments, journal, auth, Worker(), settings)
-    dashboard = Dashboard(payments, journal, auth, control, settings)
+    api = PaymentsAPI(contract, payments, auth, settings)
+    control = Control(contract, tenants, auth, settings)
+    dashboard = Dashboard(tenants, auth, settings)
     handlers: dict[Any, Any] = {
         HTTPException: _http_error,
         ApiError: _api_error,

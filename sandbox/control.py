@@ -19,38 +19,25 @@ from starlette.routing import Route
 from sandbox import __version__
 from sandbox.api import json_response, parse_json, read_body
 from sandbox.auth import Auth
-from sandbox.errors import ConfigError, InvalidRequest, Unauthorized
+from sandbox.errors import InvalidRequest, Unauthorized
 from sandbox.guard import JSON_TYPES, YAML_TYPES, refuse_cross_site, require_body_type
-from sandbox.models import Charge, rfc3339
+from sandbox.models import rfc3339
 from sandbox.numbers import whole
 from sandbox.openapi import Contract
-from sandbox.payments import MAX_CLOCK_ADVANCE, UPLOADED, Payments
-from sandbox.scenarios import RuleSet, parse_rules
+from sandbox.payments import now_of
 from sandbox.settings import PACKAGE_DIR, Settings
-from sandbox.store import Journal
-from sandbox.worker import Worker
+from sandbox.tenants import MAX_CLOCK_ADVANCE, MAX_SEED, Tenants
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-MAX_SEED = 10_000
 _CONTROL_SPEC = PACKAGE_DIR / "control-openapi.json"
 __all__ = ["MAX_CLOCK_ADVANCE", "MAX_SEED", "Control", "Endpoint"]
 
 
 class Control:
-    def __init__(
-        self,
-        contract: Contract,
-        payments: Payments,
-        journal: Journal,
-        auth: Auth,
-        worker: Worker,
-        settings: Settings,
-    ) -> None:
+    def __init__(self, contract: Contract, tenants: Tenants, auth: Auth, settings: Settings) -> None:
         self.contract = contract
+        self.tenants = tenants
         self.auth = auth
-        self.payments = payments
-        self.journal = journal
-        self.worker = worker
         self.settings = settings
 
     def routes(self) -> list[Route]:
@@ -61,7 +48,7 @@ class Control:
             ("/reset", self.reset, "POST"),
             ("/clock/advance", self.advance_clock, "POST"),
             ("/seed", self.seed, "POST"),
-            ("/tenants", self.tenants, "GET"),
+            ("/tenants", self.list_tenants, "GET"),
             ("/openapi.json", self.openapi, "GET"),
         ]
         return [Route("/health", self.health, methods=["GET"])] + [
@@ -114,6 +101,10 @@ class Control:
 
     # -- endpoints --------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
+        store = self.tenants.store
+        await store.check()  # StoreUnavailable: 503 in the envelope, which is what a health check should see
+        count = (await store.summaries(0, 0))[1]
+        dropped, _ = await store.drops()
         return json_response(
             200,
             {
@@ -121,18 +112,14 @@ class Control:
                 "version": __version__,
                 "api": self.contract.prefix,
                 "spec": {"path": str(self.contract.source), "sha256": self.contract.fingerprint},
-                "scenarios": [{"path": p, "sha256": h} for p, h in self.payments.rules.fingerprints.items()],
-                "tenants": {
-                    "count": len(self.payments.store.tenants),
-                    "max": self.payments.store.max_tenants,
-                    "dropped": self.payments.store.dropped,
-                },
+                "scenarios": [{"path": p, "sha256": h} for p, h in self.tenants.payments.rules.fingerprints.items()],
+                "store": {"kind": store.kind, "reachable": True},
+                "tenants": {"count": count, "max": store.max_tenants, "dropped": dropped},
             },
         )
 
     async def scenarios(self, request: Request) -> Response:
-        tenant = self._tenant(request)
-        rules = self.payments.rules_for(self.payments.existing(tenant) if tenant is not None else None)
+        rules = await self.tenants.rules(self._tenant(request))
         return json_response(200, {"rules": [rule.catalog() for rule in rules.rules]})
 
     async def requests(self, request: Request) -> Response:
@@ -141,61 +128,49 @@ class Control:
         code = whole(status)
         if status is not None and (code is None or not 100 <= code <= 599):
             raise InvalidRequest("parameter_invalid", "status must be an HTTP status code such as 402.", "status")
-        entries = self.journal.select(
-            self._tenant(request), query.get("method", "").upper() or None, query.get("path"), code
-        )
-        return json_response(200, {"requests": [self.journal.view(e) for e in entries]})
+        method, path = query.get("method", "").upper() or None, query.get("path")
+        entries = [
+            e.view()
+            for e in reversed(await self.tenants.store.entries(self._tenant(request)))
+            if (method is None or e.method == method)
+            and (path is None or e.path == path)
+            and (code is None or e.status == code)
+        ]
+        return json_response(200, {"requests": entries})
 
     async def reset(self, request: Request) -> Response:
         tenant = self._tenant(request)
         await self._body(request)  # none is needed, but a form's must not get through
-        self.payments.reset(tenant)
-        self.journal.forget(tenant)
+        await self.tenants.reset(tenant)
         return json_response(200, {"reset": "tenant" if tenant else "all"})
 
     async def advance_clock(self, request: Request) -> Response:
         tenant = self._required_tenant(request, "Advancing the clock")
         body = await self._json(request)
-        state = self.payments.advance_clock(tenant, body.get("seconds"))  # type: ignore[arg-type]
-        return json_response(200, {"now": rfc3339(state.now()), "offset_seconds": state.clock_offset})
+        meta = await self.tenants.advance_clock(tenant, body.get("seconds"))
+        return json_response(200, {"now": rfc3339(now_of(meta)), "offset_seconds": meta.clock_offset})
 
     async def seed(self, request: Request) -> Response:
         tenant = self._required_tenant(request, "Seeding")
         body = await self._json(request)
         count, seed = body.get("count", 20), body.get("seed", 0)
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SEED:
-            raise InvalidRequest("parameter_invalid", f"count must be a whole number from 1 to {MAX_SEED}.", "count")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise InvalidRequest("parameter_invalid", "seed must be a whole number.", "seed")
-        made = await self.seed_tenant(tenant, count, seed)
+        made = await self.tenants.seed(tenant, count, seed)
         return json_response(200, {"created": len(made), "ids": [c.id for c in made]})
-
-    async def seed_tenant(self, tenant: str, count: int, seed: int) -> list[Charge]:
-        """Fake charges made on the worker thread, stored on the loop (the dashboard seeds this way too)."""
-        from sandbox.seed import fake_charges  # Faker is slow to import; only seeding needs it
-
-        now = self.payments.clock_of(tenant)
-        made = await self.worker.run(lambda: fake_charges(count, seed, now))
-        return self.payments.add_seeded(tenant, made)
 
     async def add_scenarios(self, request: Request) -> Response:
         """Rules for this tenant only, ahead of the loaded files, until the tenant is reset."""
         tenant = self._required_tenant(request, "Loading scenarios")
         raw = await self._body(request, JSON_TYPES + YAML_TYPES)
-        try:
-            # JSON is a subset of YAML, so one parser takes both; parsing 10,000 rules takes a while,
-            # so it runs on the worker thread while the loop answers other requests.
-            rules = RuleSet(await self.worker.run(lambda: parse_rules(raw, f"{UPLOADED}{tenant}")))
-        except ConfigError as exc:
-            raise InvalidRequest("invalid_scenarios", str(exc)) from exc
-        self.payments.add_rules(tenant, rules)  # after the wait: a reset may have come between
-        return json_response(200, {"rules": [rule.catalog() for rule in rules.rules]})
+        return json_response(200, {"rules": await self.tenants.add_rules(tenant, raw)})
 
-    async def tenants(self, request: Request) -> Response:
+    async def list_tenants(self, request: Request) -> Response:
+        listed, _ = await self.tenants.summaries(0, self.tenants.store.max_tenants)
         rows = [
-            {"id": key, "charges": len(state.charges), "refunds": len(state.refunds), **state.counts()}
-            for key, state in self.payments.store.tenants.items()
-            if state.charges or state.refunds
+            {"id": t.key, "charges": t.charges, "refunds": t.refunds, **t.counts}
+            for t in listed
+            if t.charges or t.refunds
         ]
         return json_response(200, {"tenants": rows})
 

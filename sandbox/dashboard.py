@@ -3,8 +3,8 @@
 Owns the browser's view of the sandbox: the pages (tenants, a tenant's charges, a charge, the
 live request journal, the scenario catalog) rendered with Jinja2 from `templates/`, the stylesheet
 and script in `static/`, the login cookie that stands for `--control-token`, and the actions
-(reset, advance the clock, seed) a developer takes from a page. It reads the same `Payments`,
-`Journal` and `Settings` objects as the control API and changes state exactly as that API does.
+(reset, advance the clock, seed) a developer takes from a page. It reads the store through the same
+`Tenants` service as the control API and changes state exactly as that API does.
 
 Every page costs about its page size however many tenants and requests the sandbox holds (the
 reading is in dashboard_views.py). A page's live region carries a version; the script polls with
@@ -18,7 +18,6 @@ import hmac
 import random
 from collections.abc import Mapping
 from functools import cached_property
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
@@ -31,7 +30,7 @@ from starlette.staticfiles import StaticFiles
 from sandbox import __version__
 from sandbox.api import json_response, read_body
 from sandbox.auth import Auth
-from sandbox.control import MAX_CLOCK_ADVANCE, MAX_SEED, Control, Endpoint
+from sandbox.control import Endpoint
 from sandbox.dashboard_format import Event, money, pretty, utc
 from sandbox.dashboard_views import (
     Filter,
@@ -39,17 +38,16 @@ from sandbox.dashboard_views import (
     charge_requests,
     newest,
     page_number,
-    recent_tenants,
     rows,
     tenant_row,
     version,
 )
 from sandbox.errors import ApiError, InvalidRequest, NotFound, Unauthorized
 from sandbox.guard import refuse_cross_site
+from sandbox.models import STATUSES, Summary
 from sandbox.numbers import whole
-from sandbox.payments import Payments
 from sandbox.settings import Settings
-from sandbox.store import STATUSES, Journal, Tenant
+from sandbox.tenants import MAX_CLOCK_ADVANCE, MAX_SEED, Tenants
 
 if TYPE_CHECKING:
     import jinja2
@@ -76,11 +74,10 @@ _SECURITY_HEADERS = {
 
 
 class Dashboard:
-    def __init__(self, payments: Payments, journal: Journal, auth: Auth, control: Control, settings: Settings) -> None:
-        self.payments = payments
+    def __init__(self, tenants: Tenants, auth: Auth, settings: Settings) -> None:
+        self.tenants = tenants
+        self.store = tenants.store
         self.auth = auth
-        self.control = control
-        self.journal = journal
         self.settings = settings
 
     def routes(self) -> list[BaseRoute]:
@@ -185,13 +182,14 @@ class Dashboard:
         raw = await read_body(request, self.settings)
         return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
 
-    def _tenant(self, key: str) -> Tenant:
+    async def _tenant(self, key: str) -> Summary:
         """A tenant with data or requests (pending charges that are due settled first), or 404."""
-        found = self.payments.existing(key)
+        found = await self.tenants.summary(key)
         if found is not None:
             return found
-        if self.journal.counts.get(key):
-            return Tenant(key)  # only requests that stored nothing (reads, refusals): shown empty, not created
+        if (await self.store.journal_stats(key))[0]:
+            # Only requests that stored nothing (reads, refusals): shown empty, not created.
+            return Summary(key, 0, {s: 0 for s in STATUSES}, 0, 0.0, False)
         raise NotFound("resource_missing", f"No tenant {key[:40]!r} has charges or requests in this sandbox.")
 
     def _confirm(self, request: Request, form: dict[str, str], question: str) -> Response | None:
@@ -208,32 +206,27 @@ class Dashboard:
     async def tenants_page(self, request: Request) -> Response:
         """Stored tenants, most recently used first, a page at a time. A token whose calls stored
         nothing has no tenant (reads create none), so it is not listed: its calls are in the journal."""
-        page, store = page_number(request.query_params), self.payments.store
-        listed = recent_tenants(store.tenants, (page - 1) * TENANTS_PAGE_SIZE, TENANTS_PAGE_SIZE)
-        for state in listed:
-            due = state.next_settlement()
-            if due is not None and due <= state.now():
-                # Read through Payments so that what came due settles, as the tenant's own page
-                # would show it; like any read, this makes the tenant the most recently used.
-                self.payments.existing(state.key)
-        total = len(store.tenants)
-        context = {"tenants": [tenant_row(state, self.journal) for state in listed], "page": page, "total": total}
-        context |= {"pages": max(1, -(-total // TENANTS_PAGE_SIZE)), "size": TENANTS_PAGE_SIZE}
-        context |= {"dropped": store.dropped, "last_dropped": store.last_dropped, "max_tenants": store.max_tenants}
-        context |= {"journal": bool(self.journal.entries), "api": _api_url(request)}
+        page = page_number(request.query_params)
+        listed, total = await self.tenants.summaries((page - 1) * TENANTS_PAGE_SIZE, TENANTS_PAGE_SIZE)
+        dropped, last_dropped = await self.store.drops()
+        journal = (await self.store.journal_stats(None))[0]
+        context = {"tenants": [await tenant_row(summary, self.store) for summary in listed], "page": page}
+        context |= {"total": total, "pages": max(1, -(-total // TENANTS_PAGE_SIZE)), "size": TENANTS_PAGE_SIZE}
+        context |= {"dropped": dropped, "last_dropped": last_dropped, "max_tenants": self.store.max_tenants}
+        context |= {"journal": bool(journal), "api": _api_url(request)}
         live = version("tenants", sorted(context.items()))
         return self._unchanged(request, live) or self._render(request, "tenants.html", context, live=live)
 
     async def charges_page(self, request: Request) -> Response:
-        state = self._tenant(request.path_params["tenant"])
+        state = await self._tenant(request.path_params["tenant"])
         status = request.query_params.get("status") or None
         if status is not None and status not in STATUSES:
             raise InvalidRequest("parameter_invalid", f"status must be one of {', '.join(STATUSES)}.", "status")
         page = page_number(request.query_params)
-        charges, total = state.page(status, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-        counts, api = state.counts(), _api_url(request)
+        charges, total = await self.store.page(state.key, status, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        counts, api = state.counts, _api_url(request)
         facts = [charge_facts(c) for c in charges]
-        live = version("charges", state.key, status, page, total, len(state.charges), counts, facts, api)
+        live = version("charges", state.key, status, page, total, state.charges, counts, facts, api)
         if unchanged := self._unchanged(request, live):
             return unchanged
         context = {"tenant": state, "charges": charges, "total": total, "status": status, "page": page}
@@ -242,12 +235,12 @@ class Dashboard:
         return self._render(request, "charges.html", context, live=live)
 
     async def charge_page(self, request: Request) -> Response:
-        state = self._tenant(request.path_params["tenant"])
-        charge = state.charges.get(request.path_params["charge"])
+        state = await self._tenant(request.path_params["tenant"])
+        charge = await self.store.charge(state.key, request.path_params["charge"])
         if charge is None:
             raise NotFound("resource_missing", f"No such charge: {request.path_params['charge'][:100]!r}.", "id")
-        rule = self.payments.rules_for(state).by_name.get(("charge", charge.scenario or ""))
-        refunds = state.refunds_of.get(charge.id, [])
+        rule = (await self.tenants.rules(state.key)).by_name.get(("charge", charge.scenario or ""))
+        refunds = await self.store.refunds(state.key, charge.id)
         live = version("charge", state.key, charge_facts(charge), len(refunds), rule.source if rule else None)
         if unchanged := self._unchanged(request, live):
             return unchanged
@@ -260,43 +253,46 @@ class Dashboard:
         timeline += [Event(r.created, f"Refunded {money(r.amount, charge.currency)}") for r in refunds]
         # The requests about the charge sit outside the live region: the poll does not read the journal.
         polled = request.query_params.get("fragment") == LIVE
-        entries = [] if polled else rows(charge_requests(self.journal, state.key, charge.id))
+        entries = [] if polled else rows(await charge_requests(self.store, state.key, charge.id))
         context = {"tenant": state, "charge": charge, "rule": rule, "refunds": refunds, "timeline": timeline}
         context |= {"wire": charge.wire(), "entries": entries}
         return self._render(request, "charge.html", context, live=live)
 
     async def requests_page(self, request: Request) -> Response:
-        entries, matching = newest(self.journal, Filter.of(request.query_params), LIVE_ROWS)
-        suggested = [state.key for state in islice(reversed(self.payments.store.tenants.values()), SUGGESTED)]
-        context = {"entries": rows(entries), "matching": matching, "cursor": self._cursor(), "limit": LIVE_ROWS}
+        entries, matching = await newest(self.store, Filter.of(request.query_params), LIVE_ROWS)
+        suggested = [summary.key for summary in (await self.store.summaries(0, SUGGESTED))[0]]
+        context = {"entries": rows(entries), "matching": matching, "cursor": await self._cursor(), "limit": LIVE_ROWS}
         return self._render(request, "requests.html", context | {"tenants": suggested})
 
-    def _cursor(self) -> str:
-        return self.journal.entries[-1]["id"] if self.journal.entries else ""
+    async def _cursor(self) -> str:
+        return (await self.store.journal_stats(None))[2]
 
     async def requests_feed(self, request: Request) -> Response:
         """The entries newer than `after` (a request id), for the live list; `reset` when `after`
         is gone (the tenant was reset, or the ring buffer moved past it): the list starts over."""
-        match, after, cursor = Filter.of(request.query_params), request.query_params.get("after", ""), self._cursor()
+        match, after, cursor = (
+            Filter.of(request.query_params),
+            request.query_params.get("after", ""),
+            await self._cursor(),
+        )
         if after == cursor:  # nothing new, whatever the filter: most polls, answered without a walk
             return json_response(200, {"cursor": cursor, "reset": False, "count": 0, "html": ""})
-        fresh, found = [], not after
-        for entry in reversed(self.journal.entries):  # back to `after`: as many entries as arrived since
-            if entry["id"] == after:
-                found = True
-                break
-            if match(entry):
-                fresh.append(entry)
+        arrived = await self.store.entries_after(after)
+        found = arrived is not None
+        fresh = [
+            entry for entry in (arrived if arrived is not None else await self.store.entries(None)) if match(entry)
+        ]
         html = self._html(request, "requests.html", {"entries": rows(fresh[:LIVE_ROWS])}, "rows")
         return json_response(200, {"cursor": cursor, "reset": not found, "count": len(fresh), "html": html})
 
     async def scenarios_page(self, request: Request) -> Response:
         key = request.query_params.get("tenant")
-        state = self._tenant(key) if key else None
-        rules = self.payments.rules_for(state) if state else self.payments.rules
-        tenants = reversed(self.payments.store.tenants.values())
-        overridden = list(islice((t.key for t in tenants if t.rules is not None), SUGGESTED))
-        context = {"rules": rules.rules, "tenant": key, "files": self.payments.rules.fingerprints}
+        if key:
+            await self._tenant(key)
+        rules = await self.tenants.rules(key or None)
+        listed, _ = await self.store.summaries(0, self.store.max_tenants)
+        overridden = [summary.key for summary in listed if summary.has_rules][:SUGGESTED]
+        context = {"rules": rules.rules, "tenant": key, "files": self.tenants.payments.rules.fingerprints}
         return self._render(request, "scenarios.html", context | {"overridden": overridden})
 
     # -- actions (POST only; guard.refuse_cross_site is why no CSRF token is needed) ---------------------------
@@ -329,19 +325,18 @@ class Dashboard:
         if not token:
             raise InvalidRequest("parameter_invalid", "Enter the token your app sends as `Bearer <token>`.", "token")
         key = self.auth.tenant_of(f"Bearer {token}")
-        self.payments.tenant(key)  # an explicit "open": the tenant exists from now on, empty (counted in --max-tenants)
+        await self.store.tenant(key, create=True)  # an explicit "open": the tenant exists from now on, empty
         return _redirect(request, f"/ui/tenants/{key}")
 
     async def reset(self, request: Request) -> Response:
         form, key = await self._form(request), request.path_params.get("tenant")
         if key is not None:
-            self._tenant(key)
+            await self._tenant(key)
         what = f"tenant {key}? Its charges, refunds, requests, clock and overrides" if key else "every tenant? All data"
         asked = self._confirm(request, form, f"Reset {what} will be deleted.")
         if asked is not None:
             return asked
-        self.payments.reset(key)
-        self.journal.forget(key)
+        await self.tenants.reset(key)
         return _redirect(request, "/?" + urlencode({"notice": "reset", "tenant": key or ""}))
 
     async def advance_clock(self, request: Request) -> Response:
@@ -349,11 +344,11 @@ class Dashboard:
         seconds = whole(form.get("seconds", ""))
         if seconds is None or not 0 <= seconds <= MAX_CLOCK_ADVANCE:
             raise InvalidRequest("parameter_invalid", f"seconds must be a whole number from 0 to {MAX_CLOCK_ADVANCE}.")
-        self._tenant(key)
+        await self._tenant(key)
         asked = self._confirm(request, form, f"Advance the clock of tenant {key} by {seconds} seconds?")
         if asked is not None:
             return asked
-        self.payments.advance_clock(key, seconds)
+        await self.tenants.advance_clock(key, seconds)
         return _redirect(request, f"/ui/tenants/{key}?" + urlencode({"notice": "advanced", "n": str(seconds)}))
 
     async def seed(self, request: Request) -> Response:
@@ -361,12 +356,12 @@ class Dashboard:
         count, seed = whole(form.get("count", "20")), form.get("seed", "")
         if count is None or not 1 <= count <= MAX_SEED or (seed and whole(seed) is None):
             raise InvalidRequest("parameter_invalid", f"count must be 1 to {MAX_SEED}; seed a whole number or blank.")
-        self._tenant(key)
+        await self._tenant(key)
         asked = self._confirm(request, form, f"Create {count} fake charges for tenant {key}?")
         if asked is not None:
             return asked
         # A blank seed picks a fresh one, so that each click adds different charges.
-        made = await self.control.seed_tenant(key, count, (whole(seed) or 0) if seed else random.randrange(2**31))
+        made = await self.tenants.seed(key, count, (whole(seed) or 0) if seed else random.randrange(2**31))
         return _redirect(request, f"/ui/tenants/{key}?" + urlencode({"notice": "seeded", "n": len(made)}))
 
 

@@ -3,10 +3,9 @@
 With 10,000 tenants and a full journal a render must not walk either, and a page left open polls
 its live region every second, so:
 
-- tenants come a page at a time in the store's recency order (least recently used first; reversed,
-  that is most recently active first), with counts the store and the journal keep up to date;
-- the newest requests come from the end of the journal; with a tenant filter the walk stops after
-  that tenant's last entry, since the journal counts each tenant's entries;
+- tenants come a page at a time, most recently used first, with counts the store keeps up to date;
+- the newest requests come from the store's journal, newest first, a page at a time when only a
+  tenant filters them (the store counts each tenant's entries);
 - each live region has a *version*, a short digest of exactly the values it shows, computed from the
   page's rows before anything is rendered. The script sends back the version it holds; while that is
   still current the region is answered 204 without rendering (dashboard.py).
@@ -16,19 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 from sandbox.errors import InvalidRequest
-from sandbox.models import Charge, rfc3339
+from sandbox.models import Charge, Entry, Summary, rfc3339
 from sandbox.numbers import whole
-from sandbox.store import Journal, Tenant
+from sandbox.stores import Store
 
 MAX_PAGE = 10**9
-Entry = dict[str, Any]
 
 
 def page_number(query: Mapping[str, str]) -> int:
@@ -46,27 +42,16 @@ def version(*parts: object) -> str:
 
 
 # -- tenants ----------------------------------------------------------------------------------
-def recent_tenants(tenants: OrderedDict[str, Tenant], offset: int, limit: int) -> list[Tenant]:
-    """`limit` tenants from `offset`, most recently used first. An OrderedDict cannot be indexed, so a
-    page is walked to from the nearer end: a deep page costs as little as the first."""
-    total = len(tenants)
-    if offset >= total:
-        return []
-    if offset <= total // 2:
-        return list(islice(reversed(tenants.values()), offset, offset + limit))
-    return list(islice(tenants.values(), max(total - offset - limit, 0), total - offset))[::-1]
-
-
-def tenant_row(state: Tenant, journal: Journal) -> dict[str, Any]:
+async def tenant_row(summary: Summary, store: Store) -> dict[str, Any]:
     """One row of the tenants table, from counts kept up to date: nothing here walks the charges."""
-    last = journal.last_seen.get(state.key)
+    requests, last, _ = await store.journal_stats(summary.key)
     return {
-        "key": state.key,
-        "charges": len(state.charges),
-        "counts": state.counts(),
-        "refunds": len(state.refunds),
-        "requests": journal.counts.get(state.key, 0),
-        "clock": state.clock_offset,
+        "key": summary.key,
+        "charges": summary.charges,
+        "counts": summary.counts,
+        "refunds": summary.refunds,
+        "requests": requests,
+        "clock": summary.clock_offset,
         "last": rfc3339(last) if last is not None else None,
     }
 
@@ -101,44 +86,27 @@ class Filter:
         return not (self.method or self.path or self.status)
 
     def __call__(self, e: Entry) -> bool:
-        code = str(e["status"])
+        code = str(e.status)
         return (
-            (not self.tenant or e["tenant"] == self.tenant)
-            and (not self.method or e["method"] == self.method)
-            and self.path in e["path"] + ("?" + e["query"] if e["query"] else "")
+            (not self.tenant or e.tenant == self.tenant)
+            and (not self.method or e.method == self.method)
+            and self.path in e.path + ("?" + e.query if e.query else "")
             and (not self.status or code == self.status or (self.status[1:] == "xx" and code[0] == self.status[0]))
         )
 
 
-def walk(journal: Journal, tenant: str = "") -> Iterator[Entry]:
-    """Journal entries newest first; with a tenant only its own, stopping after the last of them."""
-    left = journal.counts.get(tenant, 0) if tenant else len(journal.entries)
-    for entry in reversed(journal.entries):
-        if left <= 0:
-            return
-        if not tenant or entry["tenant"] == tenant:
-            left -= 1
-            yield entry
-
-
-def newest(journal: Journal, where: Filter, limit: int) -> tuple[list[Entry], int]:
+async def newest(store: Store, where: Filter, limit: int) -> tuple[list[Entry], int]:
     """The newest `limit` matching entries, newest first, and how many match in all. Unfiltered, or
-    filtered by tenant alone, the journal's counts say how many, so only `limit` entries are read."""
+    filtered by tenant alone, the store's counts say how many, so only `limit` entries are read."""
+    tenant = where.tenant or None
     if where.only_tenant:
-        total = journal.counts.get(where.tenant, 0) if where.tenant else len(journal.entries)
-        return list(islice(walk(journal, where.tenant), limit)), total
-    found: list[Entry] = []
-    total = 0
-    for entry in walk(journal, where.tenant):
-        if where(entry):
-            total += 1
-            if len(found) < limit:
-                found.append(entry)
-    return found, total
+        return await store.entries(tenant, limit), (await store.journal_stats(tenant))[0]
+    matching = [entry for entry in await store.entries(tenant) if where(entry)]
+    return matching[:limit], len(matching)
 
 
-def charge_of(entry: Entry) -> str | None:
-    """The charge a journal entry (as `Journal.view` shows it) created, read, refunded or was declined for."""
+def charge_of(entry: dict[str, Any]) -> str | None:
+    """The charge a journal entry (as `Entry.view` shows it) created, read, refunded or was declined for."""
     body, sent = entry.get("response_body"), entry.get("request_body")
     found = [body.get("id"), (body.get("error") or {}).get("charge")] if isinstance(body, dict) else []
     found += [sent.get("charge_id")] if isinstance(sent, dict) else []
@@ -146,17 +114,17 @@ def charge_of(entry: Entry) -> str | None:
     return next((c for c in found if isinstance(c, str) and c.startswith("ch_")), None)
 
 
-def charge_requests(journal: Journal, tenant: str, charge_id: str) -> list[Entry]:
+async def charge_requests(store: Store, tenant: str, charge_id: str) -> list[Entry]:
     """The tenant's journal entries about a charge, newest first (a byte search before any parsing)."""
     token = charge_id.encode()
 
     def mentions(e: Entry) -> bool:
-        return charge_id in e["path"] or token in (e["request_body"] or b"") or token in e["response_body"]
+        return charge_id in e.path or token in (e.request_body or b"") or token in e.response_body
 
-    return [e for e in walk(journal, tenant) if mentions(e) and charge_of(Journal.view(e)) == charge_id]
+    return [e for e in await store.entries(tenant) if mentions(e) and charge_of(e.view()) == charge_id]
 
 
-def rows(entries: list[Entry]) -> list[Entry]:
+def rows(entries: list[Entry]) -> list[dict[str, Any]]:
     """Journal entries as the templates show them, each with the charge it is about."""
-    views = [Journal.view(e) for e in entries]
+    views = [e.view() for e in entries]
     return [{**e, "charge": charge_of(e)} for e in views]

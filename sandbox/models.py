@@ -1,13 +1,45 @@
-"""Charge and Refund: the domain records, their ids, and their wire shape."""
+"""The domain's records and values: charges, refunds, replies, saved idempotency results, journal
+entries and tenant summaries, their ids, their typed values and their wire shapes. Every store engine
+keeps these and nothing else."""
 
 from __future__ import annotations
 
+import json
 import random
 import string
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
+
+
+class Status(StrEnum):
+    """A charge's status."""
+
+    SUCCEEDED = "succeeded"
+    PENDING = "pending"
+    FAILED = "failed"
+
+
+STATUSES = tuple(Status)
+
+
+class Kind(StrEnum):
+    """What a write request makes, and what a scenario rule applies to."""
+
+    CHARGE = "charge"
+    REFUND = "refund"
+
+
+class Outcome(StrEnum):
+    """What a scenario rule stores: a charge as succeeded, pending or failed, a refund, or nothing."""
+
+    SUCCEEDED = "succeeded"
+    PENDING = "pending"
+    FAILED = "failed"
+    NONE = "none"
+
 
 _ALPHABET = string.ascii_letters + string.digits
 # Ids need to be unique, not secret: a seeded Mersenne Twister is several times faster than
@@ -94,3 +126,97 @@ class Refund:
             "metadata": self.metadata,
             "created_at": rfc3339(self.created),
         }
+
+
+@dataclass
+class Reply:
+    """An answer of the API: status, JSON body, extra headers, and the scenario rule behind it."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    scenario: str | None = None
+
+    def dumps(self) -> str:
+        return json.dumps([self.status, self.body, self.headers, self.scenario], separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, text: str) -> Reply:
+        status, body, headers, scenario = json.loads(text)
+        return cls(status, body, headers, scenario)
+
+
+@dataclass
+class Saved:
+    """An idempotency key's result; `reply` is None while the first request is still in flight."""
+
+    fingerprint: str
+    created: float
+    reply: Reply | None = None
+
+
+@dataclass(slots=True)
+class Entry:
+    """One API call in the request journal. Bodies are kept as the bytes that crossed the wire (at
+    most 8 KiB each) and the texts cut to 255 characters, so an entry is bounded in size."""
+
+    id: str
+    tenant: str | None
+    method: str
+    path: str
+    query: str
+    status: int
+    started: float
+    duration: float
+    idempotency_key: str | None
+    scenario: str | None
+    request_body: bytes | None
+    response_body: bytes
+
+    def view(self) -> dict[str, Any]:
+        """What the control API and the dashboard show: bodies parsed (or as text when cut short or
+        not JSON), times formatted."""
+        return {
+            "id": self.id,
+            "tenant": self.tenant,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "status": self.status,
+            "idempotency_key": self.idempotency_key,
+            "scenario": self.scenario,
+            "request_body": _decoded(self.request_body),
+            "response_body": _decoded(self.response_body),
+            "started_at": rfc3339(self.started),
+            "duration_ms": round(self.duration * 1000, 3),
+        }
+
+
+def _decoded(raw: bytes | None) -> Any:
+    if not raw:
+        return None
+    text = raw.decode("utf-8", "replace")
+    try:
+        return json.loads(text, parse_constant=_refuse)
+    except (ValueError, RecursionError):
+        return text  # not JSON, cut short, NaN or nested too deeply: shown as sent
+
+
+def _refuse(constant: str) -> Any:
+    raise ValueError(constant)
+
+
+@dataclass
+class Summary:
+    """A tenant as lists show it: counted, never walked."""
+
+    key: str
+    charges: int
+    counts: dict[str, int]
+    refunds: int
+    clock_offset: float
+    has_rules: bool
+    next_settle: float | None = None
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset

@@ -123,6 +123,27 @@ class RuleSet:
         return RuleSet(_renumber(rules), base.fingerprints)
 
 
+def rules_from_catalog(items: list[dict[str, Any]]) -> list[Rule]:
+    """Rules back from their `catalog()` (as a store keeps a tenant's uploaded rules), already checked."""
+    return [
+        _rule({k: v for k, v in item.items() if k != "source"}, _Stored(item["source"]), n)
+        for n, item in enumerate(items)
+    ]
+
+
+class _Stored:
+    """Where a stored rule came from; it was checked when uploaded, so no message ever quotes this."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __str__(self) -> str:
+        return self.source
+
+    def at(self, *path: str, key: bool = False) -> str:
+        return self.source
+
+
 def _renumber(rules: list[Rule]) -> list[Rule]:
     from dataclasses import replace
 
@@ -224,7 +245,7 @@ class _Where:
         return f"{self.source}:{self.document.line(full, key=key)}: {scenario_schema.where(full)}"
 
 
-def _rule(spec: dict[str, Any], where: _Where, order: int) -> Rule:
+def _rule(spec: dict[str, Any], where: _Where | _Stored, order: int) -> Rule:
     when = spec.get("when", {})
     then = spec["then"]
     kind = spec["applies_to"]
@@ -301,7 +322,7 @@ def _whole(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _check_header(name: Any, value: Any, where: _Where) -> None:
+def _check_header(name: Any, value: Any, where: _Where | _Stored) -> None:
     """A header a response can carry: the server writes it as Latin-1 bytes after the charge is
     committed, so a bad one used to become a 500 for a request whose charge was stored."""
     at = where.at("then", "headers", name, key=True)

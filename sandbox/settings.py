@@ -32,6 +32,10 @@ class Settings:
     journal_size: int = 10_000
     idempotency_keys: int = 10_000
     max_body_bytes: int = 1024 * 1024
+    # Where state lives (stores/): memory, sqlite:///path or redis://host:port/db; and how many
+    # worker processes share it.
+    store: str = "memory"
+    workers: int = 1
     # Exposure (guard.py): extra Host names, on top of the loopback names and --host.
     allowed_hosts: tuple[str, ...] = ()
     max_tenants: int = 10_000
