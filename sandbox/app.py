@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import threading
 from collections.abc import Sized
+from types import FrameType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -46,13 +50,16 @@ class Front:
     straight to the API, so that the hot path skips the Starlette router; everything else goes to
     `rest`."""
 
-    def __init__(self, api: PaymentsAPI, rest: ASGIApp, hosts: HostCheck, limit: int) -> None:
+    def __init__(self, api: PaymentsAPI, rest: ASGIApp, settings: Settings) -> None:
         self.api = api
+        self.store = api.store
         self.prefix = api.contract.prefix
         self.rest = rest
-        self.hosts = hosts
-        self.limit = limit
-        self.connections: Sized = ()  # the server's open connections; cli.serve hands uvicorn's set in
+        self.settings = settings
+        self.hosts = HostCheck(settings.host, settings.allowed_hosts)
+        self.limit = settings.limit_concurrency
+        self.connections: Sized = ()  # the server's open connections: server.py hands uvicorn's set in
+        self.sweeper: asyncio.Task[None] | None = None  # server.py's watch over those connections
 
     def refusal(self, scope: Scope) -> ApiError | None:
         size, host = 0, None
@@ -76,7 +83,7 @@ class Front:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.rest(scope, receive, send)
+            await (self._lifespan(receive, send) if scope["type"] == "lifespan" else self.rest(scope, receive, send))
             return
         request_id = scope["request_id"] = new_id("req_")
         refused = self.refusal(scope)
@@ -95,6 +102,34 @@ class Front:
             await send(message)
 
         await self.rest(scope, receive, send_with_id)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        """Start: make SIGTERM/SIGINT end scripted delays at once, so that a request waiting out a
+        `delay_ms` (up to 120 s) is answered before the server stops instead of being cut off.
+        Stop: let go of the store."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._end_delays_on_signals(asyncio.get_running_loop())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.store.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _end_delays_on_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        # uvicorn has installed its own handlers by now (in every worker process); ours runs first.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(sig)
+
+            def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+                loop.call_soon_threadsafe(self.api.stopping.set)
+                if callable(previous):
+                    previous(signum, frame)
+
+            signal.signal(sig, handler)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -146,4 +181,4 @@ def create_app(settings: Settings) -> Front:
     )
     # A missing trailing slash is a 404 in the envelope, as a real API answers, not a redirect.
     rest.router.redirect_slashes = False
-    return Front(api, rest, HostCheck(settings.host, settings.allowed_hosts), settings.limit_concurrency)
+    return Front(api, rest, settings)

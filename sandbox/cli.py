@@ -17,6 +17,7 @@ from sandbox import __version__
 from sandbox.errors import ConfigError
 from sandbox.numbers import decimal, whole
 from sandbox.settings import BUNDLED_SPEC, Settings
+from sandbox.stores import store_kind
 
 ENV = "PAYMENTS_SANDBOX_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -54,6 +55,14 @@ def _seconds(text: str) -> float:
     if number is None or number > 86_400:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds from 0 to 86400")
     return number
+
+
+def _store(text: str) -> str:
+    try:
+        store_kind(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--store {text[:100]!r}: ")) from None
+    return text
 
 
 def _hosts(text: str) -> tuple[str, ...]:
@@ -117,6 +126,21 @@ def build_parser() -> argparse.ArgumentParser:
         const=True,
         default=None,
         help="do not load the built-in scenario pack",
+    )
+    serve.add_argument(
+        "--store",
+        type=_store,
+        default="memory",
+        metavar="URL",
+        help="where state lives: memory (default; this process only, gone on exit), "
+        "sqlite:///path.db (four slashes for an absolute path: durable on one host, shared by its "
+        "workers) or redis://host:port/db (shared by many workers and hosts)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="worker processes sharing the port (default 1); more than 1 needs a sqlite or redis --store",
     )
     serve.add_argument(
         "--allowed-hosts",
@@ -186,6 +210,8 @@ def _from_env(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: S
         "port": _port,
         "spec": Path,
         "log_level": _level,
+        "store": _store,
+        "workers": _positive,
         "jwt_secret": str,
         "jwks": Path,
         "jwt_audience": str,
@@ -222,6 +248,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         log_level=args.log_level,
         scenarios=tuple(args.scenarios or ()),
         default_scenarios=not args.no_default_scenarios,
+        store=args.store,
+        workers=args.workers,
         jwt_secret=args.jwt_secret or None,
         jwks=args.jwks,
         jwt_audience=args.jwt_audience or None,
@@ -240,8 +268,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def serve(settings: Settings, access_log: bool) -> int:
     from sandbox.app import create_app
     from sandbox.server import run
+    from sandbox.stores import check_reachable
 
     try:
+        if settings.workers > 1 and settings.store == "memory":
+            raise ConfigError(
+                f"--workers {settings.workers} needs a shared store: the memory store lives in one process; "
+                "add --store sqlite:///sandbox.db or --store redis://127.0.0.1:6379/0, or drop --workers."
+            )
+        check_reachable(settings)
         app = create_app(settings)
     except ConfigError as exc:
         print(f"payments-sandbox: error: {exc}", file=sys.stderr)

@@ -1,22 +1,30 @@
-"""The HTTP server: uvicorn running the app, plus what uvicorn does not do on its own.
+"""The HTTP server: uvicorn running the app in one process or `--workers N`, plus what uvicorn does
+not do on its own.
 
 - A connection that has not sent a whole request head within `--header-timeout` seconds is closed
   (uvicorn closes idle keep-alive connections, but waits forever for a head sent a byte at a time),
   and a body that has not arrived in full that long after its head is answered 408 by the app.
+  The protocol notes when a head or body began; one sweep a second per process checks the notes
+  (a timer per request would cost every request a heap push and a cancellation).
 - Connections over `--limit-concurrency` are answered 503 in the error envelope by the app, which
   is handed uvicorn's own set of open connections (uvicorn's built-in limit answers plain text).
-- On SIGTERM/SIGINT, scripted delays end at once, so a request waiting out `delay_ms` (up to
-  120 s) is answered before the server stops instead of being cut off; the process exits 0.
+- With `--workers N`, uvicorn's supervisor starts N processes sharing the listening socket; each
+  builds its own app from the settings handed down in the environment, and they share state
+  through the store (the CLI refuses N > 1 with the memory store).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import resource
 import signal
-import socket
-from types import FrameType
+from collections.abc import Collection
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -26,12 +34,11 @@ from sandbox.app import Front
 from sandbox.settings import Settings
 
 _log = logging.getLogger("sandbox")
+_SETTINGS_ENV = "PAYMENTS_SANDBOX_WORKER_SETTINGS"  # how worker processes get the parent's settings
 
 
 class DeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, noting when a request head or body began to arrive, so that
-    `Server`'s sweep can close connections whose head is late and mark bodies that stall. A timer
-    per request would cost every request a heap push and a cancellation; a note costs next to nothing."""
+    """uvicorn's httptools protocol, noting when a request head or body began to arrive."""
 
     head_since: float | None = None  # when the connection opened, or its next request began
     body_since: float | None = None  # when the head of a request with a body was complete
@@ -39,6 +46,11 @@ class DeadlineProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.head_since = self.loop.time()
+        front = _front(self.app)
+        if front is not None and front.connections is not self.connections:
+            # The first connection of this process: hand the app the open connections, and watch them.
+            front.connections = self.connections
+            front.sweeper = self.loop.create_task(_sweep(self.connections, front.settings.header_timeout))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -72,40 +84,23 @@ class DeadlineProtocol(HttpToolsProtocol):
                 cycle.message_event.set()  # wakes the app's read, which sees the mark and answers 408
 
 
-class Server(uvicorn.Server):
-    """uvicorn's server, sweeping connections for late heads and stalled bodies, and ending
-    scripted delays as soon as it is told to stop."""
+def _front(app: Any) -> Front | None:
+    """Our app inside whatever uvicorn wrapped it in."""
+    while app is not None and not isinstance(app, Front):
+        app = getattr(app, "app", None)
+    return app
 
-    def __init__(self, config: uvicorn.Config, front: Front, timeout: float) -> None:
-        super().__init__(config)
-        self.front = front
-        self.timeout = timeout
-        self.loop: asyncio.AbstractEventLoop | None = None
-        front.connections = self.server_state.connections
 
-    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-        self.loop = asyncio.get_running_loop()
-        sweeper = self.loop.create_task(self._sweep())
-        try:
-            await super().serve(sockets)
-        finally:
-            sweeper.cancel()
-
-    async def _sweep(self) -> None:
-        # A deadline is met within a quarter of the timeout (at most a second) after it passes.
-        interval = min(1.0, max(0.05, self.timeout / 4))
-        assert self.loop is not None
-        while True:
-            await asyncio.sleep(interval)
-            now = self.loop.time()
-            for connection in list(self.server_state.connections):
-                if isinstance(connection, DeadlineProtocol):
-                    connection.check_deadlines(now, self.timeout)
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.front.api.stopping.set)
-        super().handle_exit(sig, frame)
+async def _sweep(connections: Collection[Any], timeout: float) -> None:
+    # A deadline is met within a quarter of the timeout (at most a second) after it passes.
+    interval = min(1.0, max(0.05, timeout / 4))
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(interval)
+        now = loop.time()
+        for connection in list(connections):
+            if isinstance(connection, DeadlineProtocol):
+                connection.check_deadlines(now, timeout)
 
 
 def _allow_open_files(connections: int) -> None:
@@ -117,24 +112,50 @@ def _allow_open_files(connections: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+def worker_app() -> Front:
+    """The app of one worker process (`--workers N`), from the settings its parent handed down."""
+    from sandbox.app import create_app
+
+    raw = json.loads(os.environ[_SETTINGS_ENV])
+    paths = {"spec": Path(raw["spec"]), "scenarios": tuple(Path(p) for p in raw["scenarios"])}
+    tuples = {name: tuple(raw[name]) for name in ("allowed_hosts",)}
+    return create_app(Settings(**{**raw, **paths, **tuples}))
+
+
 def run(app: Front, settings: Settings, access_log: bool) -> int:
-    """Serve `app` until SIGTERM/SIGINT; the exit code."""
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        http=DeadlineProtocol,
-        log_level=settings.log_level,
-        access_log=access_log,
-        lifespan="off",
-        timeout_graceful_shutdown=30,
-        server_header=False,
-    )
-    _allow_open_files(settings.limit_concurrency)
-    server = Server(config, app, settings.header_timeout)
+    """Serve until SIGTERM/SIGINT; the exit code."""
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "http": DeadlineProtocol,
+        "log_level": settings.log_level,
+        "access_log": access_log,
+        "lifespan": "on",
+        "proxy_headers": False,  # the sandbox is reached directly; X-Forwarded-* are not trusted
+        "timeout_graceful_shutdown": 30,
+        "server_header": False,
+    }
+    _allow_open_files(settings.limit_concurrency * settings.workers)
     # uvicorn re-raises the signal that stopped it once it has shut down; with these handlers in
     # place that re-raise is a no-op, so Ctrl-C and SIGTERM end the process with exit code 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
-    server.run()
-    return 0 if server.started else 1
+    if settings.workers == 1:
+        server = uvicorn.Server(uvicorn.Config(app, **options))
+        server.run()
+        return 0 if server.started else 1
+    os.environ[_SETTINGS_ENV] = json.dumps({f.name: _plain(getattr(settings, f.name)) for f in fields(settings)})
+    config = uvicorn.Config("sandbox.server:worker_app", factory=True, workers=settings.workers, **options)
+    from uvicorn.supervisors import Multiprocess
+
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    return 0
+
+
+def _plain(value: Any) -> Any:
+    """A setting as JSON: paths as text, tuples as lists."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return value

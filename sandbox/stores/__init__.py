@@ -17,7 +17,7 @@ from sandbox.errors import ConfigError
 from sandbox.settings import Settings
 from sandbox.stores.base import Store, StoreUnavailable, TenantMeta
 
-__all__ = ["Store", "StoreUnavailable", "TenantMeta", "open_store", "store_kind"]
+__all__ = ["Store", "StoreUnavailable", "TenantMeta", "check_reachable", "open_store", "store_kind"]
 
 
 def store_kind(url: str) -> str:
@@ -37,7 +37,30 @@ def store_kind(url: str) -> str:
 
 def open_store(settings: Settings) -> Store:
     """The engine for `settings.store`, not yet opened (`await store.open()` connects)."""
-    store_kind(settings.store)
+    kind = store_kind(settings.store)
+    if kind == "sqlite":
+        from sandbox.stores.sqlite import SQLiteStore
+
+        return SQLiteStore(settings)
+    if kind == "redis":
+        from sandbox.stores.redis import RedisStore
+
+        return RedisStore(settings)
     from sandbox.stores.memory import MemoryStore
 
     return MemoryStore(settings)
+
+
+def check_reachable(settings: Settings) -> None:
+    """At start: ConfigError, naming the URL and the fix, when a Redis store does not answer. (A
+    SQLite file is opened, and checked, when its store is made.)"""
+    if store_kind(settings.store) != "redis":
+        return
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.store, socket_timeout=3, socket_connect_timeout=3).ping()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        raise ConfigError(
+            f"--store {settings.store}: no Redis answers there ({exc}); start redis-server or fix the URL."
+        ) from exc

@@ -1,0 +1,557 @@
+"""The SQLite store: state in one file, durable on one host and shared by the processes there.
+
+`--store sqlite:///relative/path.db` or `sqlite:////absolute/path.db`. The file is in WAL mode with
+`synchronous=NORMAL`: a transaction is on disk (in the write-ahead log) when it commits, so
+`kill -9` loses no write that was answered 2xx; several processes share it, readers never wait for
+the writer, and each write takes the file's write lock with `BEGIN IMMEDIATE` (waiting up to 10 s
+for another process's transaction). Every rule that reads and then writes (a refund within what
+remains, a key claimed if free, a mark set once, the clock within its limit) does both inside one
+such transaction.
+
+Lists are newest first at a cost that does not grow with the offset: each charge carries its
+position in its tenant's list (`rank`) and in its status's list (`srank`), so a page is a range of
+an index. A charge made through the API is the newest and is numbered as it is stored; a
+back-dated one (a seed) or a settlement marks the tenant's positions stale (`dirty`), and the next
+page renumbers them once, with window functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sandbox.errors import ConfigError
+from sandbox.models import Charge, Entry, Refund, Reply, Saved, Summary
+from sandbox.settings import Settings
+from sandbox.stores.base import MAX_UPLOADED_RULES, Store, StoreUnavailable
+
+T = TypeVar("T")
+_log = logging.getLogger("sandbox")
+SCHEMA_VERSION = "1"
+_TRIM_EVERY = 64  # journal rows inserted between trims (reads look only at the newest journal_size)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tenants (
+    key TEXT PRIMARY KEY, used REAL NOT NULL, clock_offset REAL NOT NULL DEFAULT 0,
+    rules_version TEXT, uploaded INTEGER NOT NULL DEFAULT 0, next_settle REAL,
+    charges INTEGER NOT NULL DEFAULT 0, succeeded INTEGER NOT NULL DEFAULT 0,
+    pending INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+    refunds INTEGER NOT NULL DEFAULT 0, keys INTEGER NOT NULL DEFAULT 0, marks INTEGER NOT NULL DEFAULT 0,
+    last_second INTEGER NOT NULL DEFAULT 0, dirty INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS tenants_used ON tenants (used);
+CREATE TABLE IF NOT EXISTS charges (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, id TEXT NOT NULL, amount INTEGER NOT NULL,
+    currency TEXT NOT NULL, description TEXT, metadata TEXT NOT NULL, status TEXT NOT NULL,
+    created REAL NOT NULL, second INTEGER NOT NULL, amount_refunded INTEGER NOT NULL,
+    failure_code TEXT, scenario TEXT, settle_at REAL, settled_at REAL, settle_to TEXT, settle_code TEXT,
+    rank INTEGER NOT NULL, srank INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS charges_id ON charges (tenant, id);
+CREATE INDEX IF NOT EXISTS charges_rank ON charges (tenant, rank);
+CREATE INDEX IF NOT EXISTS charges_srank ON charges (tenant, status, srank);
+CREATE INDEX IF NOT EXISTS charges_due ON charges (tenant, settle_at) WHERE settle_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS refunds (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, id TEXT NOT NULL, charge_id TEXT NOT NULL,
+    amount INTEGER NOT NULL, reason TEXT, metadata TEXT NOT NULL, created REAL NOT NULL,
+    status TEXT NOT NULL, scenario TEXT);
+CREATE INDEX IF NOT EXISTS refunds_charge ON refunds (tenant, charge_id);
+CREATE TABLE IF NOT EXISTS keys (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL, created REAL NOT NULL, reply TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS keys_key ON keys (tenant, key);
+CREATE TABLE IF NOT EXISTS marks (n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, marker TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS marks_marker ON marks (tenant, marker);
+CREATE TABLE IF NOT EXISTS rules (tenant TEXT PRIMARY KEY, version TEXT NOT NULL, document TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, tenant TEXT, method TEXT NOT NULL, path TEXT NOT NULL,
+    query TEXT NOT NULL, status INTEGER NOT NULL, started REAL NOT NULL, duration REAL NOT NULL,
+    idempotency_key TEXT, scenario TEXT, request_body BLOB, response_body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS journal_id ON journal (id);
+CREATE INDEX IF NOT EXISTS journal_tenant ON journal (tenant, n);
+"""
+_CHARGE = (
+    "id, seq, amount, currency, description, metadata, status, created, amount_refunded, failure_code, "
+    "scenario, settle_at, settled_at, settle_to, settle_code"
+)
+_TENANT = "key, clock_offset, rules_version, next_settle"
+_SUMMARY = "key, charges, succeeded, pending, failed, refunds, clock_offset, uploaded, next_settle"
+_JOURNAL = (
+    "id, tenant, method, path, query, status, started, duration, idempotency_key, scenario, request_body, response_body"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    key: str
+    clock_offset: float
+    rules_version: str | None
+    next_settle: float | None
+
+
+def path_of(url: str) -> Path:
+    """`sqlite:///a.db` -> a.db (relative), `sqlite:////srv/a.db` -> /srv/a.db (SQLAlchemy's convention)."""
+    return Path(url[len("sqlite:///") :])
+
+
+def _charge(row: tuple[Any, ...]) -> Charge:
+    (cid, seq, amount, currency, description, metadata, status, created, refunded, failure) = row[:10]
+    charge = Charge(cid, seq, amount, currency, description, json.loads(metadata), status, created, refunded, failure)
+    charge.scenario, charge.settle_at, charge.settled_at, charge.settle_to, charge.settle_code = row[10:]
+    return charge
+
+
+def _summary(row: tuple[Any, ...]) -> Summary:
+    key, charges, succeeded, pending, failed, refunds, offset, uploaded, due = row
+    counts = {"succeeded": succeeded, "pending": pending, "failed": failed}
+    return Summary(key, charges, counts, refunds, offset, bool(uploaded), due)
+
+
+class SQLiteStore(Store):
+    kind = "sqlite"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.path = path_of(settings.store)
+        try:
+            # Autocommit (isolation_level=None): transactions are begun explicitly, IMMEDIATE.
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._create_schema()
+        except sqlite3.Error as exc:
+            raise ConfigError(
+                f"--store {settings.store}: cannot use {self.path} as a SQLite database ({exc}); "
+                "give a writable file in an existing folder (sqlite:////absolute/path.db)."
+            ) from exc
+        self._last_note, self._noted = -60.0, 0
+        self._touched = ("", 0.0)  # the tenant this process last marked as used, and when
+        self._inserted = 0
+
+    def _create_schema(self) -> None:
+        with self._write() as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            found = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+            if found is None:
+                db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif found[0] != SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(f"it holds schema version {found[0]}, this sandbox writes {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction holding the file's write lock: everything in it is seen together or not at all."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self.db.execute("ROLLBACK")
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self.db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+    async def close(self) -> None:
+        self.db.close()
+
+    async def check(self) -> None:
+        self._read("SELECT 1 FROM meta LIMIT 1")
+
+    # -- tenants ----------------------------------------------------------------------------
+    async def tenant(self, key: str, *, create: bool = False) -> Meta | None:
+        if create:
+            with self._write() as db:
+                return self._ensure(db, key)
+        rows = self._read(f"SELECT {_TENANT} FROM tenants WHERE key = ?", (key,))
+        if not rows:
+            return None
+        self._touch(key)
+        return Meta(*rows[0])
+
+    def _touch(self, key: str) -> None:
+        """Mark a read tenant as the most recently used. A process reading the same tenant over and
+        over (a benchmark, a polling client) writes this at most twice a second."""
+        now = time.time()
+        if self._touched[0] == key and now - self._touched[1] < 0.5:
+            return
+        self._touched = (key, now)
+        with contextlib.suppress(sqlite3.OperationalError):  # busy: recency is a hint; the read succeeded
+            self.db.execute("UPDATE tenants SET used = ? WHERE key = ?", (now, key))
+
+    def _ensure(self, db: sqlite3.Connection, key: str) -> Meta:
+        """The tenant, created if need be (dropping the least recently used over the cap); in a transaction."""
+        now = time.time()
+        self._touched = (key, now)
+        found = db.execute(f"SELECT {_TENANT} FROM tenants WHERE key = ?", (key,)).fetchone()
+        if found is not None:
+            db.execute("UPDATE tenants SET used = ? WHERE key = ?", (now, key))
+            return Meta(*found)
+        db.execute("INSERT INTO tenants (key, used) VALUES (?, ?)", (key, now))
+        (count,) = db.execute("SELECT COUNT(*) FROM tenants").fetchone()
+        for (oldest,) in db.execute(
+            "SELECT key FROM tenants WHERE key != ? ORDER BY used LIMIT ?", (key, max(count - self.max_tenants, 0))
+        ).fetchall():
+            self._drop(db, oldest, f"--max-tenants {self.max_tenants}")
+        return Meta(key, 0.0, None, None)
+
+    def _drop(self, db: sqlite3.Connection, key: str, limit: str) -> None:
+        self._delete(db, key)
+        now = time.time()
+        db.execute("INSERT INTO meta VALUES ('dropped', '1') ON CONFLICT DO UPDATE SET value = value + 1")
+        db.execute(
+            "INSERT INTO meta VALUES ('last_dropped', ?) ON CONFLICT DO UPDATE SET value = excluded.value",
+            (json.dumps([key, now, limit]),),
+        )
+        if now - self._last_note >= 60:  # at most a line a minute per process, as memory.py
+            self._last_note = now
+            _log.warning("dropped tenant %s, the least recently used, to stay within %s", key, limit)
+
+    @staticmethod
+    def _delete(db: sqlite3.Connection, key: str) -> None:
+        for table in ("charges", "refunds", "keys", "marks", "rules"):
+            db.execute(f"DELETE FROM {table} WHERE tenant = ?", (key,))  # the names come from a fixed list
+        db.execute("DELETE FROM tenants WHERE key = ?", (key,))
+
+    async def advance_clock(self, key: str, seconds: float, real_now: float, last: float) -> Meta | None:
+        with self._write() as db:
+            meta = self._ensure(db, key)
+            if real_now + meta.clock_offset + seconds > last:
+                return None
+            db.execute("UPDATE tenants SET clock_offset = clock_offset + ? WHERE key = ?", (seconds, key))
+            return Meta(key, meta.clock_offset + seconds, meta.rules_version, meta.next_settle)
+
+    async def rules(self, key: str) -> tuple[str, str] | None:
+        rows = self._read("SELECT version, document FROM rules WHERE tenant = ?", (key,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def set_rules(self, key: str, document: str, uploaded: int, version: str) -> None:
+        with self._write() as db:
+            self._ensure(db, key)
+            db.execute(
+                "INSERT INTO rules VALUES (?1, ?2, ?3) ON CONFLICT DO UPDATE SET version = ?2, document = ?3",
+                (key, version, document),
+            )
+            db.execute("UPDATE tenants SET rules_version = ?, uploaded = ? WHERE key = ?", (version, uploaded, key))
+            (total,) = db.execute("SELECT COALESCE(SUM(uploaded), 0) FROM tenants").fetchone()
+            holders = db.execute(
+                "SELECT key, uploaded FROM tenants WHERE uploaded > 0 AND key != ? ORDER BY used", (key,)
+            )
+            for other, held in holders.fetchall():
+                if total <= MAX_UPLOADED_RULES:
+                    break
+                self._drop(db, other, f"{MAX_UPLOADED_RULES} uploaded scenario rules in all")
+                total -= held
+
+    async def reset(self, key: str | None) -> None:
+        with self._write() as db:
+            if key is None:
+                for table in ("tenants", "charges", "refunds", "keys", "marks", "rules", "journal"):
+                    db.execute(f"DELETE FROM {table}")  # the names come from a fixed list
+            else:
+                self._delete(db, key)
+                db.execute("DELETE FROM journal WHERE tenant = ?", (key,))
+
+    async def summary(self, key: str) -> Summary | None:
+        rows = self._read(f"SELECT {_SUMMARY} FROM tenants WHERE key = ?", (key,))
+        return _summary(rows[0]) if rows else None
+
+    async def summaries(self, offset: int, limit: int) -> tuple[list[Summary], int]:
+        (total,) = self._read("SELECT COUNT(*) FROM tenants")[0]
+        if limit <= 0:
+            return [], total
+        rows = self._read(f"SELECT {_SUMMARY} FROM tenants ORDER BY used DESC LIMIT ? OFFSET ?", (limit, offset))
+        return [_summary(row) for row in rows], total
+
+    async def drops(self) -> tuple[int, tuple[str, float, str] | None]:
+        found = dict(self._read("SELECT name, value FROM meta WHERE name IN ('dropped', 'last_dropped')"))
+        last = json.loads(found["last_dropped"]) if "last_dropped" in found else None
+        return int(found.get("dropped", 0)), (last[0], last[1], last[2]) if last else None
+
+    # -- charges and refunds ------------------------------------------------------------------
+    async def settle_due(self, key: str, now: float) -> None:
+        with self._write() as db:
+            due = db.execute(
+                "SELECT seq, settle_to, settle_code FROM charges "
+                "WHERE tenant = ? AND settle_at IS NOT NULL AND settle_at <= ? AND status = 'pending'",
+                (key, now),
+            ).fetchall()
+            if not due:
+                return
+            moved = {"succeeded": 0, "failed": 0}
+            for seq, to, code in due:
+                to = to or "succeeded"
+                failure = (code or "generic_decline") if to == "failed" else None
+                db.execute(
+                    "UPDATE charges SET status = ?, failure_code = COALESCE(?, failure_code), "
+                    "settled_at = settle_at, settle_at = NULL WHERE seq = ?",
+                    (to, failure, seq),
+                )
+                moved[to] += 1
+            db.execute(
+                "UPDATE tenants SET pending = pending - :due, succeeded = succeeded + :ok, failed = failed + :failed, "
+                "dirty = 1, next_settle = (SELECT MIN(settle_at) FROM charges WHERE tenant = :key AND settle_at "
+                "IS NOT NULL) WHERE key = :key",
+                {"due": len(due), "ok": moved["succeeded"], "failed": moved["failed"], "key": key},
+            )
+
+    async def charge(self, key: str, charge_id: str) -> Charge | None:
+        rows = self._read(f"SELECT {_CHARGE} FROM charges WHERE tenant = ? AND id = ?", (key, charge_id))
+        return _charge(rows[0]) if rows else None
+
+    async def page(self, key: str, status: str | None, limit: int, offset: int) -> tuple[list[Charge], int]:
+        rows = self._read("SELECT charges, succeeded, pending, failed, dirty FROM tenants WHERE key = ?", (key,))
+        if not rows:
+            return [], 0
+        charges, succeeded, pending, failed, dirty = rows[0]
+        if dirty:
+            self._renumber(key)
+        total = {"succeeded": succeeded, "pending": pending, "failed": failed}.get(status or "", charges)
+        high, low = total - offset - 1, max(total - offset - limit, 0)
+        if high < 0:
+            return [], total
+        if status is None:
+            sql = f"SELECT {_CHARGE} FROM charges WHERE tenant = ? AND rank BETWEEN ? AND ? ORDER BY rank DESC"
+            found = self._read(sql, (key, low, high))
+        else:
+            sql = f"SELECT {_CHARGE} FROM charges WHERE tenant = ? AND status = ? AND srank BETWEEN ? AND ? "
+            found = self._read(sql + "ORDER BY srank DESC", (key, status, low, high))
+        return [_charge(row) for row in found], total
+
+    def _renumber(self, key: str) -> None:
+        """Positions again, in every list of the tenant: after a seed or a settlement."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE charges SET rank = r.n, srank = r.s FROM (SELECT seq, "
+                "ROW_NUMBER() OVER (ORDER BY second, seq) - 1 AS n, "
+                "ROW_NUMBER() OVER (PARTITION BY status ORDER BY second, seq) - 1 AS s "
+                "FROM charges WHERE tenant = ?) AS r WHERE charges.seq = r.seq",
+                (key,),
+            )
+            db.execute("UPDATE tenants SET dirty = 0 WHERE key = ?", (key,))
+
+    async def refunds(self, key: str, charge_id: str) -> list[Refund]:
+        rows = self._read(
+            "SELECT id, charge_id, amount, reason, metadata, created, status, scenario FROM refunds "
+            "WHERE tenant = ? AND charge_id = ? ORDER BY n",
+            (key, charge_id),
+        )
+        return [Refund(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7]) for r in rows]
+
+    def _insert(self, db: sqlite3.Connection, key: str, charge: Charge) -> None:
+        counts = db.execute(
+            "SELECT charges, succeeded, pending, failed, last_second FROM tenants WHERE key = ?", (key,)
+        ).fetchone()
+        charges, last_second = counts[0], counts[4]
+        same_status = {"succeeded": counts[1], "pending": counts[2], "failed": counts[3]}[charge.status]
+        second = int(charge.created)
+        cursor = db.execute(
+            "INSERT INTO charges (tenant, id, amount, currency, description, metadata, status, created, second, "
+            "amount_refunded, failure_code, scenario, settle_at, settled_at, settle_to, settle_code, rank, srank) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key, charge.id, charge.amount, charge.currency, charge.description, json.dumps(charge.metadata),
+                charge.status, charge.created, second, charge.amount_refunded, charge.failure_code, charge.scenario,
+                charge.settle_at, charge.settled_at, charge.settle_to, charge.settle_code, charges, same_status,
+            ),
+        )  # fmt: skip
+        charge.seq = int(cursor.lastrowid or 0)
+        db.execute(
+            f"UPDATE tenants SET charges = charges + 1, {charge.status} = {charge.status} + 1, "
+            "last_second = MAX(last_second, ?), dirty = dirty OR ?, "
+            "next_settle = CASE WHEN ? IS NULL THEN next_settle ELSE MIN(COALESCE(next_settle, ?), ?) END "
+            "WHERE key = ?",
+            (second, second < last_second, charge.settle_at, charge.settle_at, charge.settle_at, key),
+        )  # the status is one of three names
+
+    async def add_charge(self, key: str, charge: Charge, idempotency_key: str | None, reply: Reply | None) -> None:
+        with self._write() as db:
+            self._ensure(db, key)
+            self._insert(db, key, charge)
+            if idempotency_key is not None:
+                self._save_reply(db, key, idempotency_key, reply)
+
+    async def refund(
+        self,
+        key: str,
+        charge_id: str,
+        decide: Callable[[Charge | None], tuple[Refund | None, T]],
+        idempotency_key: str | None,
+        reply_of: Callable[[T], Reply | None],
+    ) -> T:
+        with self._write() as db:
+            row = db.execute(f"SELECT {_CHARGE} FROM charges WHERE tenant = ? AND id = ?", (key, charge_id)).fetchone()
+            refund, verdict = decide(_charge(row) if row is not None else None)
+            if refund is not None and row is not None:
+                db.execute(
+                    "UPDATE charges SET amount_refunded = amount_refunded + ? WHERE seq = ?", (refund.amount, row[1])
+                )
+                self._add_refund(db, key, refund)
+            if idempotency_key is not None:
+                self._save_reply(db, key, idempotency_key, reply_of(verdict))
+            return verdict
+
+    @staticmethod
+    def _add_refund(db: sqlite3.Connection, key: str, r: Refund) -> None:
+        db.execute(
+            "INSERT INTO refunds (tenant, id, charge_id, amount, reason, metadata, created, status, scenario) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, r.id, r.charge_id, r.amount, r.reason, json.dumps(r.metadata), r.created, r.status, r.scenario),
+        )
+        db.execute("UPDATE tenants SET refunds = refunds + 1 WHERE key = ?", (key,))
+
+    async def add_seeded(self, key: str, made: list[tuple[Charge, Refund | None]]) -> list[Charge]:
+        with self._write() as db:
+            self._ensure(db, key)
+            for charge, refund in made:
+                self._insert(db, key, charge)
+                if refund is not None:
+                    self._add_refund(db, key, refund)
+            db.execute("UPDATE tenants SET dirty = 1 WHERE key = ?", (key,))  # dates are spread: renumber once
+        return [charge for charge, _ in made]
+
+    # -- idempotency keys and fail-first marks --------------------------------------------------
+    async def saved(self, key: str, idempotency_key: str, now: float, ttl: float) -> Saved | None:
+        rows = self._read(
+            "SELECT fingerprint, created, reply FROM keys WHERE tenant = ? AND key = ?", (key, idempotency_key)
+        )
+        if not rows:
+            return None
+        fingerprint, created, reply = rows[0]
+        if reply is not None and now - created >= ttl:
+            return None  # expired; `claim` replaces it
+        return Saved(fingerprint, created, Reply.loads(reply) if reply is not None else None)
+
+    async def claim(self, key: str, idempotency_key: str, saved: Saved, limit: int, ttl: float) -> Saved | None:
+        with self._write() as db:
+            self._ensure(db, key)
+            found = db.execute(
+                "SELECT n, fingerprint, created, reply FROM keys WHERE tenant = ? AND key = ?", (key, idempotency_key)
+            ).fetchone()
+            if found is not None:
+                n, fingerprint, created, reply = found
+                if reply is None or saved.created - created < ttl:
+                    return Saved(fingerprint, created, Reply.loads(reply) if reply is not None else None)
+                db.execute("DELETE FROM keys WHERE n = ?", (n,))
+                db.execute("UPDATE tenants SET keys = keys - 1 WHERE key = ?", (key,))
+            db.execute(
+                "INSERT INTO keys (tenant, key, fingerprint, created) VALUES (?, ?, ?, ?)",
+                (key, idempotency_key, saved.fingerprint, saved.created),
+            )
+            self._bound(db, key, "keys", limit)
+            return None
+
+    @staticmethod
+    def _bound(db: sqlite3.Connection, key: str, table: str, limit: int) -> None:
+        """Count a new row of `table` (keys or marks) and drop the tenant's oldest over `limit`."""
+        (count,) = db.execute(
+            f"UPDATE tenants SET {table} = {table} + 1 WHERE key = ? RETURNING {table}", (key,)
+        ).fetchone()
+        if count > limit:
+            db.execute(
+                f"DELETE FROM {table} WHERE n IN (SELECT n FROM {table} WHERE tenant = ? ORDER BY n LIMIT ?)",
+                (key, count - limit),
+            )  # the table is keys or marks
+            db.execute(f"UPDATE tenants SET {table} = ? WHERE key = ?", (limit, key))
+
+    async def save_reply(self, key: str, idempotency_key: str, reply: Reply | None) -> None:
+        with self._write() as db:
+            self._save_reply(db, key, idempotency_key, reply)
+
+    @staticmethod
+    def _save_reply(db: sqlite3.Connection, key: str, idempotency_key: str, reply: Reply | None) -> None:
+        if reply is not None:
+            db.execute("UPDATE keys SET reply = ? WHERE tenant = ? AND key = ?", (reply.dumps(), key, idempotency_key))
+        elif db.execute("DELETE FROM keys WHERE tenant = ? AND key = ?", (key, idempotency_key)).rowcount:
+            db.execute("UPDATE tenants SET keys = keys - 1 WHERE key = ?", (key,))
+
+    async def mark(self, key: str, marker: str, limit: int) -> bool:
+        with self._write() as db:
+            self._ensure(db, key)
+            if not db.execute("INSERT OR IGNORE INTO marks (tenant, marker) VALUES (?, ?)", (key, marker)).rowcount:
+                return False
+            self._bound(db, key, "marks", limit)
+            return True
+
+    async def unmark(self, key: str, marker: str) -> None:
+        with self._write() as db:
+            if db.execute("DELETE FROM marks WHERE tenant = ? AND marker = ?", (key, marker)).rowcount:
+                db.execute("UPDATE tenants SET marks = marks - 1 WHERE key = ?", (key,))
+
+    # -- the request journal ----------------------------------------------------------------------
+    # Rows beyond the newest `journal_size` are deleted every _TRIM_EVERY inserts; until then every
+    # read looks only at the newest `journal_size` (n > the newest n - journal_size).
+    def _floor(self) -> int:
+        (newest,) = self._read("SELECT COALESCE(MAX(n), 0) FROM journal")[0]
+        return int(newest) - self.settings.journal_size
+
+    async def record(self, entry: Entry) -> None:
+        try:
+            self.db.execute(
+                f"INSERT INTO journal ({_JOURNAL}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.id, entry.tenant, entry.method, entry.path, entry.query, entry.status, entry.started,
+                    entry.duration, entry.idempotency_key, entry.scenario, entry.request_body, entry.response_body,
+                ),
+            )  # fmt: skip
+            self._inserted += 1
+            if self._inserted % _TRIM_EVERY == 0:
+                self.db.execute(
+                    "DELETE FROM journal WHERE n <= (SELECT MAX(n) FROM journal) - ?", (self.settings.journal_size,)
+                )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+    async def entries(self, tenant: str | None, limit: int | None = None) -> list[Entry]:
+        where, args = (
+            ("n > ? AND tenant = ?", (self._floor(), tenant)) if tenant is not None else ("n > ?", (self._floor(),))
+        )
+        rows = self._read(f"SELECT {_JOURNAL} FROM journal WHERE {where} ORDER BY n DESC LIMIT ?", (*args, limit or -1))
+        return [Entry(*row) for row in rows]
+
+    async def entries_after(self, cursor: str) -> list[Entry] | None:
+        floor = self._floor()
+        if not cursor:
+            return await self.entries(None)
+        found = self._read("SELECT n FROM journal WHERE id = ? AND n > ?", (cursor, floor))
+        if not found:
+            return None
+        rows = self._read(f"SELECT {_JOURNAL} FROM journal WHERE n > ? ORDER BY n DESC", (found[0][0],))
+        return [Entry(*row) for row in rows]
+
+    async def journal_stats(self, tenant: str | None) -> tuple[int, float | None, str]:
+        floor = self._floor()
+        newest = self._read("SELECT id FROM journal ORDER BY n DESC LIMIT 1")
+        if tenant is None:
+            count, last = self._read("SELECT COUNT(*), MAX(started) FROM journal WHERE n > ?", (floor,))[0]
+        else:
+            count, last = self._read(
+                "SELECT COUNT(*), (SELECT started FROM journal WHERE tenant = ?1 AND n > ?2 ORDER BY n DESC LIMIT 1) "
+                "FROM journal WHERE tenant = ?1 AND n > ?2",
+                (tenant, floor),
+            )[0]
+        return int(count), last, newest[0][0] if newest else ""
+
+    async def forget(self, tenant: str | None) -> None:
+        with self._write() as db:
+            if tenant is None:
+                db.execute("DELETE FROM journal")
+            else:
+                db.execute("DELETE FROM journal WHERE tenant = ?", (tenant,))
