@@ -3,7 +3,7 @@
 `--store sqlite:///relative/path.db` or `sqlite:////absolute/path.db`. The file is in WAL mode with
 `synchronous=NORMAL`: a transaction is on disk (in the write-ahead log) when it commits, so
 `kill -9` loses no write that was answered 2xx; several processes share it, readers never wait for
-the writer, and each write takes the file's write lock with `BEGIN IMMEDIATE` (waiting up to 10 s
+the writer, and each write takes the file's write lock with `BEGIN IMMEDIATE` (waiting up to 5 s
 for another process's transaction). Every rule that reads and then writes (a refund within what
 remains, a key claimed if free, a mark set once, the clock within its limit) does both inside one
 such transaction.
@@ -121,7 +121,7 @@ class SQLiteStore(Store):
         self.path = path_of(settings.store)
         try:
             # Autocommit (isolation_level=None): transactions are begun explicitly, IMMEDIATE.
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10, check_same_thread=False)
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=5, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._create_schema()

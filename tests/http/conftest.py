@@ -125,9 +125,19 @@ def contract() -> ContractCheck:
     return ContractCheck(json.loads(SPEC_PATH.read_bytes()))
 
 
+@pytest.fixture(scope="session", params=["memory", "sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Every in-process test runs on each engine: the same behaviour whatever holds the state."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'sandbox.db'}"
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url")) + "/2"
+    return "memory"
+
+
 @pytest.fixture(scope="session")
-def app() -> Any:
-    return create_app(Settings())
+def app(store_url: str) -> Any:
+    return create_app(Settings(store=store_url))
 
 
 @pytest.fixture(scope="session")

@@ -267,14 +267,22 @@ def spawn(tmp_path: Path) -> Iterator[Launcher]:
     launcher.close()
 
 
-@pytest.fixture(scope="session")
-def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL of this session's sandbox, started with the built-in scenario pack only.
+@pytest.fixture(scope="session", params=["memory", "sqlite", "redis"])
+def sandbox_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of this session's sandbox, started with the built-in scenario pack only, once
+    per store: memory in one process; SQLite and Redis with two worker processes sharing the store,
+    so that every test also shows any worker answering any request the same way.
 
     Teardown sends SIGTERM and asserts exit code 0.
     """
-    launcher = Launcher(tmp_path_factory.mktemp("sandbox-session"))
-    yield launcher().base_url
+    folder = tmp_path_factory.mktemp("sandbox-session")
+    flags: tuple[str, ...] = ()
+    if request.param == "sqlite":
+        flags = ("--store", f"sqlite:///{folder / 'sandbox.db'}", "--workers", "2")
+    elif request.param == "redis":
+        flags = ("--store", str(request.getfixturevalue("redis_url")) + "/3", "--workers", "2")
+    launcher = Launcher(folder)
+    yield launcher(*flags).base_url
     launcher.close()
 
 
