@@ -43,6 +43,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="scenario file or folder for every test (repeatable)",
     )
     group.addoption(
+        "--payments-sandbox-store",
+        default=None,
+        metavar="URL",
+        help="the --store of the sandbox the plugin starts: memory (default), sqlite:///path or redis://host:port/db",
+    )
+    group.addoption(
         "--payments-sandbox-control-token",
         default=None,
         metavar="TOKEN",
@@ -50,6 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("payments_sandbox_url", "URL of an already-running sandbox to use", default="")
     parser.addini("payments_sandbox_scenarios", "scenario files or folders for every test", type="paths", default=[])
+    parser.addini("payments_sandbox_store", "the --store of the sandbox the plugin starts", default="")
     parser.addini("payments_sandbox_control_token", "control token of the sandbox at payments_sandbox_url", default="")
 
 
@@ -204,10 +211,13 @@ def payments_sandbox_server(request: pytest.FixtureRequest) -> Iterator[SandboxS
         yield server
         server.close()
         return
-    yield from _started_server(request, _scenario_paths(config))
+    store = config.getoption("payments_sandbox_store") or config.getini("payments_sandbox_store") or None
+    yield from _started_server(request, _scenario_paths(config), store)
 
 
-def _started_server(request: pytest.FixtureRequest, scenarios: list[Path]) -> Iterator[SandboxServer]:
+def _started_server(
+    request: pytest.FixtureRequest, scenarios: list[Path], store: str | None
+) -> Iterator[SandboxServer]:
     import httpx
     from xprocess import ProcessStarter  # type: ignore[import-untyped]
 
@@ -217,6 +227,8 @@ def _started_server(request: pytest.FixtureRequest, scenarios: list[Path]) -> It
     args = [sys.executable, "-m", "sandbox", "serve", "--port", str(port), "--log-level", "warning"]
     for path in scenarios:
         args += ["--scenarios", str(path)]
+    if store:
+        args += ["--store", store]
     health_url = f"http://127.0.0.1:{port}/__sandbox/health"
 
     class Starter(ProcessStarter):  # type: ignore[misc]

@@ -164,7 +164,17 @@ def test_scenarios_option_applies_to_every_test(pytester: pytest.Pytester) -> No
     pytester.runpytest_subprocess("--payments-sandbox-scenarios", str(scenarios)).assert_outcomes(passed=1)
 
 
-def test_clock_seed_and_reset_helpers(pytester: pytest.Pytester) -> None:
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request: pytest.FixtureRequest, pytester: pytest.Pytester) -> str:
+    """A --store URL of each engine, for a sandbox of the test's own."""
+    if request.param == "sqlite":
+        return f"sqlite:///{pytester.path / 'sandbox.db'}"
+    if request.param == "redis":
+        return str(request.getfixturevalue("redis_url")) + "/5"
+    return "memory"
+
+
+def test_clock_seed_and_reset_helpers(pytester: pytest.Pytester, store: str) -> None:
     pytester.makepyfile(
         """
         def test_helpers(payments_sandbox):
@@ -181,16 +191,18 @@ def test_clock_seed_and_reset_helpers(pytester: pytest.Pytester) -> None:
                 assert client.get("/charges").json()["total"] == 0
         """
     )
-    pytester.runpytest_subprocess("-W", "error").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess("-W", "error", "--payments-sandbox-store", store).assert_outcomes(passed=1)
 
 
 @pytest.fixture
-def external_sandbox() -> Iterator[str]:
+def external_sandbox(store: str) -> Iterator[str]:
+    """A sandbox a team runs for everyone: with a shared store, two worker processes."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    workers = ["--store", store, "--workers", "2"] if store != "memory" else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "serve", "--port", str(port), "--control-token", "ctl"],
+        [sys.executable, "-m", "sandbox", "serve", "--port", str(port), "--control-token", "ctl", *workers],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
