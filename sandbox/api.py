@@ -125,13 +125,8 @@ class PaymentsAPI:
             _log.exception("error while answering %s %s", method, scope["path"])
             crash = InternalError()
             status, content = crash.status, to_json(crash.body())
-        if status != 499:
-            try:
-                await send_json(send, status, content, scope.get("request_id"), extra)
-            except Exception:  # never expected (scenario headers are checked when loaded), but journaled
-                _log.exception("error while answering %s %s", method, scope["path"][:200])
-                status, content = 500, to_json(InternalError().body())
-                await send_json(send, status, content, scope.get("request_id"))
+        # Journaled before the answer goes out: a client that reads the journal as soon as it has its
+        # answer (from this process or another one sharing the store) finds the call there.
         entry = Entry(
             scope.get("request_id") or "",
             tenant,
@@ -148,11 +143,17 @@ class PaymentsAPI:
         )
         try:
             await self.store.record(entry)
-        except StoreUnavailable:  # the client has its answer; the entry is lost while the store is away
+        except StoreUnavailable:  # the client still gets its answer; the entry is lost while the store is away
             # At most a line a minute: the store being away would otherwise log every request.
             if time.monotonic() - self.lost_noted >= 60:
                 self.lost_noted = time.monotonic()
                 _log.warning("the store is unavailable: journal entries are being lost")
+        if status != 499:
+            try:
+                await send_json(send, status, content, scope.get("request_id"), extra)
+            except Exception:  # never expected: scenario headers are checked when loaded
+                _log.exception("error while answering %s %s", method, scope["path"][:200])
+                await send_json(send, 500, to_json(InternalError().body()), scope.get("request_id"))
 
     # -- endpoints --------------------------------------------------------------------------
     async def create_charge(self, tenant: str, params: dict[str, Any], body: Any, key: str | None) -> Reply:
