@@ -36,7 +36,7 @@ def store_kind(url: str) -> str:
 
 
 def open_store(settings: Settings) -> Store:
-    """The engine for `settings.store`, not yet opened (`await store.open()` connects)."""
+    """The engine for `settings.store` (a Redis engine connects on first use, a SQLite one at once)."""
     kind = store_kind(settings.store)
     if kind == "sqlite":
         from sandbox.stores.sqlite import SQLiteStore
@@ -59,7 +59,8 @@ def check_reachable(settings: Settings) -> None:
     import redis
 
     try:
-        redis.Redis.from_url(settings.store, socket_timeout=3, socket_connect_timeout=3).ping()
+        with redis.Redis.from_url(settings.store, socket_timeout=3, socket_connect_timeout=3) as client:
+            client.ping()
     except (redis.RedisError, OSError, ValueError) as exc:
         raise ConfigError(
             f"--store {settings.store}: no Redis answers there ({exc}); start redis-server or fix the URL."

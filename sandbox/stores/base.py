@@ -95,7 +95,8 @@ class Store(ABC):
 
     @abstractmethod
     async def reset(self, key: str | None) -> None:
-        """Forget one tenant (charges, refunds, keys, marks, clock, rules, journal entries), or all."""
+        """Forget one tenant (charges, refunds, keys, marks, clock, rules, journal entries), or all
+        (and the count of dropped tenants)."""
 
     @abstractmethod
     async def summary(self, key: str) -> Summary | None:
@@ -107,7 +108,8 @@ class Store(ABC):
 
     @abstractmethod
     async def drops(self) -> tuple[int, tuple[str, float, str] | None]:
-        """How many tenants were dropped to make room since start, and the last: (key, when, why)."""
+        """How many tenants were dropped to make room (since the store was made or last reset in
+        whole), and the last: (key, when, why)."""
 
     # -- charges and refunds ------------------------------------------------------------------
     @abstractmethod

@@ -200,7 +200,8 @@ class MemoryStore(Store):
     async def reset(self, key: str | None) -> None:
         if key is None:
             self.tenants.clear()
-            self.uploaded = 0
+            self.uploaded = self.dropped = 0
+            self.last_dropped = None
         elif key in self.tenants:
             self.uploaded -= self.tenants.pop(key).uploaded
         await self.forget(key)

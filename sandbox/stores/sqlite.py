@@ -312,6 +312,7 @@ class SQLiteStore(Store):
             if key is None:
                 for table in ("tenants", "charges", "refunds", "keys", "marks", "rules", "journal"):
                     db.execute(f"DELETE FROM {table}")  # the names come from a fixed list
+                db.execute("DELETE FROM meta WHERE name IN ('dropped', 'last_dropped')")
             else:
                 self._delete(db, key)
                 db.execute("DELETE FROM journal WHERE tenant = ?", (key,))

@@ -171,6 +171,9 @@ async def make_client(app: Any, contract: ContractCheck) -> AsyncIterator[Callab
     yield make
     for client in made:
         await client.aclose()
+    if app.store.kind == "redis":
+        # The Redis client's connections belong to this test's event loop; the next test has its own.
+        await app.store.close()
 
 
 @pytest.fixture

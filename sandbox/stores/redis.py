@@ -1,0 +1,492 @@
+"""The Redis store: state in a Redis server, shared by every worker process and host pointing at it.
+
+`--store redis://host:port/db` (or `rediss://` for TLS). Nothing is kept only in this process (but
+which tenant it touched last, so that a hot tenant's reads skip the LRU write for a second):
+durability is Redis's own (run it with `appendonly yes`). Each money rule is one Lua script (redis_scripts.py),
+atomic inside Redis; a refund reads the charge, lets the caller's pure `decide` judge it here, then
+stores the outcome with a compare-and-set script that refuses if the charge changed meanwhile (and
+`decide` runs again), which is WATCH/MULTI without holding a connection across `decide`.
+
+Keys, all under `ps:`; the part in braces is the hash tag, so a cluster keeps each tenant in one slot
+(a tenant whose name has a `}`, starts with `~` or is `global` is tagged `~<digest>` instead):
+
+    ps:{<tenant>}:meta           hash: t (exists), clock, rv, up, n, succeeded, pending, failed,
+                                 refunds, kseq, mseq (counters, so summaries never walk anything)
+    ps:{<tenant>}:rules          uploaded rules (the catalog's JSON)
+    ps:{<tenant>}:c:<charge id>  a charge (JSON); ps:{<tenant>}:r:<charge id> its refunds, oldest first
+    ps:{<tenant>}:all            zset of rows `<seq>:<id>` scored by the created second; s:<status> the same
+                                 per status: a page is ZREVRANGE by rank, O(log n + limit) at any offset
+    ps:{<tenant>}:settle, later  pending rows by settle_at; charge id -> its settled form
+    ps:{<tenant>}:keys, korder   idempotency keys and their age order; marks: fail-first marks by age
+
+    ps:{global}:tenants   LRU index (tenant -> last use: microseconds of the using host's clock)
+    ps:{global}:ruled     tenant -> uploaded rules it holds;  stats: uploaded in all, drops, the last drop
+    ps:{global}:seq       charge numbers (INCR), increasing store-wide
+    ps:{global}:journal   entry ids newest first (capped at journal_size); jbody id -> entry; jof id ->
+                          owner; jt:<tenant> a tenant's ids newest first; jtenants the tenants with some
+
+Which slots each call touches (every script and transaction stays within one):
+    the tenant's    charge, page, refunds, refund, settle_due, saved, save_reply, unmark, rules, summary
+    the global one  record, entries, entries_after, journal_stats, forget, drops, check
+    both            tenant, claim, mark, advance_clock, set_rules, reset(key): one command per slot, sent
+                    together in one round trip, not atomic together; add_charge, add_seeded: the
+                    number from the global slot, then the tenant's step (two round trips); summaries
+                    (the index, then each listed tenant's counts); reset(None): SCAN and UNLINK
+A write lists the tenant in the index before it writes the tenant's data, so no data is left unlisted;
+a tenant listed without data (a write racing its drop) reads as absent and is dropped in its turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from hashlib import sha256
+from typing import Any, TypeVar
+
+from redis import exceptions as rx
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from sandbox.models import STATUSES, Charge, Entry, Refund, Reply, Saved, Summary
+from sandbox.settings import Settings
+from sandbox.stores import redis_scripts as lua
+from sandbox.stores.base import MAX_UPLOADED_RULES, Store, StoreUnavailable
+
+T = TypeVar("T")
+_log = logging.getLogger("sandbox")
+_CONNECTIONS = 64  # per process; calls beyond wait for a free one (up to _TIMEOUT) rather than open more
+_TIMEOUT = 5.0  # seconds for a reply, or for a free connection: a stuck Redis answers 503, never hangs
+_CONNECT_TIMEOUT = 2.0
+_READ_RETRY_DELAY = 0.05  # reads are tried twice; writes once: a write whose reply was lost may have been applied
+_REFUND_ATTEMPTS = 1000  # compare-and-set rounds; each lost round means another refund went through
+_TOUCH_EVERY = 1.0  # seconds: this process re-sends a read's LRU touch of its last tenant at most this often
+_UNAVAILABLE = (rx.ConnectionError, rx.TimeoutError, rx.ReadOnlyError, rx.OutOfMemoryError, rx.ClusterDownError)
+_G = b"ps:{global}:"
+LRU, RULED, STATS, SEQ = _G + b"tenants", _G + b"ruled", _G + b"stats", _G + b"seq"
+JOURNAL, JBODY, JOF, JTENANTS, JT = _G + b"journal", _G + b"jbody", _G + b"jof", _G + b"jtenants", _G + b"jt:"
+# A tenant's fixed keys, in the order DELETE_TENANT expects them (its list of all charges third).
+_FIXED = tuple(b"meta rules all s:succeeded s:pending s:failed settle later keys korder marks".split())
+
+
+def _b(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
+@lru_cache(maxsize=4096)
+def prefix(tenant: str) -> bytes:
+    """`ps:{<tag>}:` for a tenant: its name, unless that could end the tag early or pose as another's."""
+    name = _b(tenant)
+    if not name or len(name) > 200 or b"}" in name or name.startswith(b"~") or name == b"global":
+        name = b"~" + sha256(name).hexdigest()[:32].encode()
+    return b"ps:{" + name + b"}:"
+
+
+def _ev(script: lua.Script, keys: Sequence[bytes], *args: Any) -> tuple[Any, ...]:
+    return ("EVALSHA", script.sha, len(keys), *keys, *args)
+
+
+def _finish(idempotency_key: str | None, reply: Reply | None) -> tuple[bytes, bytes, bytes]:
+    """FINISH's arguments: no key, release it, or save the reply under it."""
+    if idempotency_key is None:
+        return b"", b"", b""
+    if reply is None:
+        return b"r", _b(idempotency_key), b""
+    return b"s", _b(idempotency_key), _b(reply.dumps())
+
+
+def _float(raw: bytes | None) -> float | None:
+    return float(raw) if raw is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTenant:
+    key: str
+    clock_offset: float
+    rules_version: str | None
+    next_settle: float | None
+
+
+class RedisStore(Store):
+    kind = "redis"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        # No I/O and no running loop needed here: the pool connects on first use. redis-py's own
+        # retries are off (see _READ_RETRY_DELAY); stale pooled connections are replaced on checkout.
+        pool = ConnectionPool.from_url(
+            settings.store,
+            max_connections=_CONNECTIONS,
+            socket_timeout=_TIMEOUT,
+            socket_connect_timeout=_CONNECT_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._redis: Redis = Redis.from_pool(pool)
+        # redis-py leaves execute_command unannotated: its replies are whatever the command answers.
+        self._command: Callable[..., Awaitable[Any]] = self._redis.execute_command
+        # At most _CONNECTIONS calls at once, so the pool never runs out. A semaphore rather than
+        # redis-py's blocking pool, whose timer and condition on every checkout cost ~20 us a call.
+        self._slots = asyncio.Semaphore(_CONNECTIONS)
+        self._recent: tuple[str, float] = ("", 0.0)  # the tenant this process touched last, and when
+        self._stamp = 0  # the last LRU score this process gave
+        self._dropped_here, self._noted, self._last_note = 0, 0, -60.0
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def check(self) -> None:
+        await self._run([("PING",)], read=True)
+
+    # -- talking to Redis -----------------------------------------------------------------------
+    async def _run(self, commands: Sequence[tuple[Any, ...]], *, read: bool = False) -> list[Any]:
+        """The commands' replies, in one round trip."""
+        return await self._guarded(lambda: self._send(commands), read=read)
+
+    async def _one(self, *command: Any, read: bool = False) -> Any:
+        return (await self._run([command], read=read))[0]
+
+    async def _guarded(self, io: Callable[[], Awaitable[T]], *, read: bool) -> T:
+        """`io()` on a free connection; Redis away (refused, timed out, out of memory, a replica)
+        becomes StoreUnavailable, which clients see as a 503 with Retry-After."""
+        if self._slots.locked():  # only then is there a wait to bound (acquire is immediate otherwise)
+            try:
+                async with asyncio.timeout(_TIMEOUT):
+                    await self._slots.acquire()
+            except TimeoutError as exc:
+                raise StoreUnavailable(f"no Redis connection free within {_TIMEOUT:g} s") from exc
+        else:
+            await self._slots.acquire()
+        try:
+            for attempt in (1, 2):
+                try:
+                    return await io()
+                except rx.ConnectionError as exc:
+                    if not read or attempt == 2:
+                        raise StoreUnavailable(f"Redis: {exc}") from exc
+                    await asyncio.sleep(_READ_RETRY_DELAY)
+                except _UNAVAILABLE as exc:
+                    raise StoreUnavailable(f"Redis: {exc}") from exc
+            raise AssertionError("unreachable")
+        finally:
+            self._slots.release()
+
+    async def _send(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        if len(commands) == 1:  # no pipeline's bookkeeping for the common single command
+            try:
+                return [await self._command(*commands[0])]
+            except rx.NoScriptError:
+                await self._load()
+                return [await self._command(*commands[0])]
+        replies = await self._pipeline(commands)
+        # Redis forgets scripts when it restarts: load them and send again only what failed for it
+        # (a script that failed with NOSCRIPT did nothing, so nothing runs twice).
+        missing = [n for n, reply in enumerate(replies) if isinstance(reply, rx.NoScriptError)]
+        if missing:
+            await self._load()
+            for n, reply in zip(missing, await self._pipeline([commands[n] for n in missing]), strict=True):
+                replies[n] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    async def _pipeline(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        pipe = self._redis.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def _load(self) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for script in lua.SCRIPTS:
+            pipe.script_load(script.text)
+        await pipe.execute()
+
+    # -- tenants --------------------------------------------------------------------------------
+    def _now(self) -> int:
+        """Microseconds, for the LRU index: this host's clock, never the same twice in this process."""
+        self._stamp = max(time.time_ns() // 1000, self._stamp + 1)
+        return self._stamp
+
+    def _why(self) -> str:
+        return f"--max-tenants {self.max_tenants}"
+
+    def _touch(self, key: str) -> tuple[Any, ...]:
+        """A read's touch: the tenant becomes the most recently used if listed (answering 1), else 0."""
+        self._recent = (key, time.monotonic())
+        return ("ZADD", LRU, b"XX", b"CH", self._now(), _b(key))
+
+    async def _creating(self, key: str, *commands: tuple[Any, ...]) -> list[Any]:
+        """Commands that may create the tenant, after listing it first (so that no tenant's data is
+        ever left unlisted), in one round trip; then whoever that pushed out goes."""
+        self._recent = (key, time.monotonic())
+        listing = _ev(lua.LIST, (LRU, RULED, STATS), _b(key), self._now(), self.max_tenants, self._why())
+        popped, *replies = await self._run([listing, *commands])
+        await self._drop(popped, self._why())
+        return replies
+
+    async def tenant(self, key: str, *, create: bool = False) -> RedisTenant | None:
+        p = prefix(key)
+        read = _ev(lua.TENANT, (p + b"meta", p + b"settle"), b"1" if create else b"0")
+        if create:
+            (found,) = await self._creating(key, read)
+        elif self._recent[0] == key and time.monotonic() - self._recent[1] < _TOUCH_EVERY:
+            # This process made it the most recently used a moment ago: reading it needs no write.
+            found = await self._one(*read, read=True)
+        else:
+            found, listed = await self._run([read, self._touch(key)], read=True)
+            if found is not None and not listed:  # data the index lost (a write raced a drop): list it again
+                await self._creating(key)
+        return self._meta(key, found)
+
+    @staticmethod
+    def _meta(key: str, found: list[bytes | None] | None) -> RedisTenant | None:
+        if found is None:
+            return None
+        clock, version, settle = found
+        return RedisTenant(key, float(clock or 0), version.decode() if version else None, _float(settle))
+
+    async def _drop(self, popped: Sequence[bytes], why: str) -> None:
+        """Delete the data of tenants the index has just let go of (each in its own slot)."""
+        if not popped:
+            return
+        names = [name.decode("utf-8", "surrogatepass") for name in popped]
+        await self._run([self._delete(name) for name in names])
+        self._dropped_here += len(names)
+        now = time.time()
+        # One line per drop would let a client flood the log at its own pace: at most one a minute.
+        if now - self._last_note >= 60:
+            unnoted = self._dropped_here - self._noted
+            more = f" (and {unnoted - 1} more since the last such line)" if unnoted > 1 else ""
+            _log.warning("dropped tenant %s, the least recently used, to stay within %s%s", names[-1], why, more)
+            self._last_note, self._noted = now, self._dropped_here
+
+    @staticmethod
+    def _delete(key: str) -> tuple[Any, ...]:
+        p = prefix(key)
+        return _ev(lua.DELETE_TENANT, [p + suffix for suffix in _FIXED], p)
+
+    async def advance_clock(self, key: str, seconds: float, real_now: float, last: float) -> RedisTenant | None:
+        p = prefix(key)
+        (found,) = await self._creating(key, _ev(lua.ADVANCE, (p + b"meta", p + b"settle"), seconds, real_now, last))
+        return self._meta(key, found)
+
+    async def rules(self, key: str) -> tuple[str, str] | None:
+        p = prefix(key)
+        version, document = await self._run([("HGET", p + b"meta", b"rv"), ("GET", p + b"rules")], read=True)
+        if version is None or document is None:
+            return None
+        return version.decode(), document.decode("utf-8", "surrogatepass")
+
+    async def set_rules(self, key: str, document: str, uploaded: int, version: str) -> None:
+        p = prefix(key)
+        why = f"{MAX_UPLOADED_RULES} uploaded scenario rules in all"
+        _, ruled_out = await self._creating(
+            key,
+            _ev(lua.SET_RULES, (p + b"meta", p + b"rules"), _b(document), uploaded, _b(version)),
+            _ev(lua.LIMIT_RULES, (LRU, RULED, STATS), _b(key), uploaded, MAX_UPLOADED_RULES, why, self._now()),
+        )
+        await self._drop(ruled_out, why)
+
+    async def reset(self, key: str | None) -> None:
+        if key is not None:
+            journal = (LRU, RULED, STATS, JOURNAL, JBODY, JOF, JTENANTS, JT + _b(key))
+            await self._run([self._delete(key), _ev(lua.RESET_GLOBAL, journal, _b(key))])
+            return
+        # Everything of this sandbox, and nothing else: the database may hold other applications' keys.
+        self._recent = ("", 0.0)
+        await self._guarded(self._clear, read=False)
+
+    async def _clear(self) -> None:
+        cursor = 0
+        while True:  # SCAN in batches, not KEYS or FLUSHDB: Redis keeps answering others meanwhile
+            cursor, found = await self._redis.scan(cursor, match=b"ps:*", count=1000)
+            if found:
+                await self._redis.unlink(*found)
+            if not cursor:
+                return
+
+    async def summary(self, key: str) -> Summary | None:
+        p = prefix(key)
+        found = await self._one(*_ev(lua.SUMMARY, (p + b"meta", p + b"settle")), read=True)
+        return self._summary(key, found)
+
+    @staticmethod
+    def _summary(key: str, found: list[Any] | None) -> Summary | None:
+        if found is None:
+            return None
+        pairs, settle = found
+        meta = dict(zip(pairs[::2], pairs[1::2], strict=True))
+        counts = {str(status): int(meta.get(_b(status), 0)) for status in STATUSES}
+        clock = float(meta.get(b"clock", 0))
+        has_rules = bool(int(meta.get(b"up", 0)))
+        return Summary(
+            key, int(meta.get(b"n", 0)), counts, int(meta.get(b"refunds", 0)), clock, has_rules, _float(settle)
+        )
+
+    async def summaries(self, offset: int, limit: int) -> tuple[list[Summary], int]:
+        if limit <= 0:
+            return [], int(await self._one("ZCARD", LRU, read=True))
+        rows, total = await self._run(
+            [("ZREVRANGE", LRU, max(offset, 0), max(offset, 0) + limit - 1), ("ZCARD", LRU)], read=True
+        )
+        names = [row.decode("utf-8", "surrogatepass") for row in rows]
+        reads = [_ev(lua.SUMMARY, (prefix(name) + b"meta", prefix(name) + b"settle")) for name in names]
+        found = await self._run(reads, read=True) if reads else []
+        listed = [self._summary(name, meta) for name, meta in zip(names, found, strict=True)]
+        return [summary for summary in listed if summary is not None], int(total)
+
+    async def drops(self) -> tuple[int, tuple[str, float, str] | None]:
+        count, key, at, why = await self._one("HMGET", STATS, b"drops", b"last_key", b"last_at", b"last_why", read=True)
+        last = (key.decode("utf-8", "surrogatepass"), float(at), why.decode()) if key is not None else None
+        return int(count or 0), last
+
+    # -- charges and refunds ------------------------------------------------------------------
+    async def settle_due(self, key: str, now: float) -> None:
+        p = prefix(key)
+        lists = (p + b"s:succeeded", p + b"s:pending", p + b"s:failed")
+        await self._run([_ev(lua.SETTLE, (p + b"meta", p + b"settle", p + b"later", *lists), float(now), p)])
+
+    async def charge(self, key: str, charge_id: str) -> Charge | None:
+        raw = await self._one("GET", prefix(key) + b"c:" + _b(charge_id), read=True)
+        return lua.charge_of(raw) if raw is not None else None
+
+    async def page(self, key: str, status: str | None, limit: int, offset: int) -> tuple[list[Charge], int]:
+        p = prefix(key)
+        rows = p + b"all" if status is None else p + b"s:" + _b(status)
+        total, *found = await self._one(*_ev(lua.PAGE, (rows,), limit, max(offset, 0), p), read=True)
+        return [lua.charge_of(raw) for raw in found if raw is not None], int(total)
+
+    async def refunds(self, key: str, charge_id: str) -> list[Refund]:
+        found = await self._one("LRANGE", prefix(key) + b"r:" + _b(charge_id), 0, -1, read=True)
+        return [lua.refund_of(raw) for raw in found]
+
+    async def add_charge(self, key: str, charge: Charge, idempotency_key: str | None, reply: Reply | None) -> None:
+        p = prefix(key)
+        # The number comes from the global slot and the charge goes to the tenant's: two round trips,
+        # so that the script that stores it touches one slot only (as a cluster requires).
+        (seq,) = await self._creating(key, ("INCR", SEQ))
+        charge.seq = int(seq)
+        status, settles = _b(charge.status), charge.settle_at is not None
+        keys = (p + b"meta", p + b"all", p + b"s:" + status, p + b"settle", p + b"later", p + b"c:" + _b(charge.id))
+        settle_at, settled = (float(charge.settle_at or 0), lua.settlement(charge)) if settles else (b"", b"")
+        stored = (lua.row(charge), int(charge.created), status, lua.charge_value(charge), settle_at, settled)
+        finish = _finish(idempotency_key, reply)
+        await self._run([_ev(lua.ADD_CHARGE, (*keys, p + b"keys", p + b"korder"), *stored, *finish, _b(charge.id))])
+
+    async def refund(
+        self,
+        key: str,
+        charge_id: str,
+        decide: Callable[[Charge | None], tuple[Refund | None, T]],
+        idempotency_key: str | None,
+        reply_of: Callable[[T], Reply | None],
+    ) -> T:
+        p, cid = prefix(key), _b(charge_id)
+        keys = (p + b"c:" + cid, p + b"r:" + cid, p + b"meta", p + b"later", p + b"keys", p + b"korder")
+        for _ in range(_REFUND_ATTEMPTS):
+            raw = await self._one("GET", keys[0], read=True)
+            charge = lua.charge_of(raw) if raw is not None else None
+            refund, verdict = decide(charge)  # may raise an ApiError: then nothing is stored
+            changed = stored = settled = b""
+            if refund is not None and charge is not None:
+                charge.amount_refunded += refund.amount
+                changed, stored = lua.charge_value(charge), lua.refund_value(refund)
+                settled = lua.settlement(charge) if charge.settle_at is not None else b""
+            finish = _finish(idempotency_key, reply_of(verdict)) if idempotency_key is not None else _finish(None, None)
+            cas = _ev(lua.REFUND, keys, raw or b"", changed, stored, cid, settled, *finish)
+            if await self._one(*cas):
+                return verdict
+            # Another process changed the charge since we read it: read it again and decide again.
+        raise StoreUnavailable(f"charge {charge_id[:100]} kept changing under {_REFUND_ATTEMPTS} refund attempts")
+
+    async def add_seeded(self, key: str, made: list[tuple[Charge, Refund | None]]) -> list[Charge]:
+        p = prefix(key)
+        (last,) = await self._creating(key, ("INCRBY", SEQ, len(made)))
+        charges = [charge for charge, _ in made]
+        for n, charge in enumerate(charges):
+            charge.seq = int(last) - len(made) + 1 + n
+        # One transaction (MULTI/EXEC, one round trip), in batches so that no command grows huge.
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hsetnx(p + b"meta", "t", "1")
+        for start in range(0, len(charges), 500):
+            batch = charges[start : start + 500]
+            pipe.mset({p + b"c:" + _b(c.id): lua.charge_value(c) for c in batch})
+            pipe.zadd(p + b"all", {lua.row(c): int(c.created) for c in batch})
+            for status in {c.status for c in batch}:
+                pipe.zadd(p + b"s:" + _b(status), {lua.row(c): int(c.created) for c in batch if c.status == status})
+            settling = [c for c in batch if c.settle_at is not None]
+            if settling:
+                pipe.zadd(p + b"settle", {lua.row(c): float(c.settle_at or 0) for c in settling})
+                pipe.hset(p + b"later", mapping={_b(c.id): lua.settlement(c) for c in settling})
+        refunds = [refund for _, refund in made if refund is not None]
+        for refund in refunds:
+            pipe.rpush(p + b"r:" + _b(refund.charge_id), lua.refund_value(refund))
+        pipe.hincrby(p + b"meta", "n", len(charges))
+        pipe.hincrby(p + b"meta", "refunds", len(refunds))
+        for status in STATUSES:
+            pipe.hincrby(p + b"meta", status, sum(1 for c in charges if c.status == status))
+        await self._guarded(pipe.execute, read=False)
+        return charges
+
+    # -- idempotency keys and fail-first marks --------------------------------------------------
+    async def saved(self, key: str, idempotency_key: str, now: float, ttl: float) -> Saved | None:
+        raw = await self._one("HGET", prefix(key) + b"keys", _b(idempotency_key), read=True)
+        if raw is None:
+            return None
+        found = lua.saved_of(raw)
+        # A finished key expires `ttl` after it was made; it stays held (bounded by `limit`) until
+        # a claim takes it over or newer keys push it out.
+        return None if found.reply is not None and now - found.created >= ttl else found
+
+    async def claim(self, key: str, idempotency_key: str, saved: Saved, limit: int, ttl: float) -> Saved | None:
+        p = prefix(key)
+        held = (_b(idempotency_key), lua.saved_value(saved), float(saved.created), float(ttl), limit)
+        (found,) = await self._creating(key, _ev(lua.CLAIM, (p + b"meta", p + b"keys", p + b"korder"), *held))
+        return lua.saved_of(found) if found is not None else None
+
+    async def save_reply(self, key: str, idempotency_key: str, reply: Reply | None) -> None:
+        p = prefix(key)
+        await self._run([_ev(lua.SAVE_REPLY, (p + b"keys", p + b"korder"), *_finish(idempotency_key, reply))])
+
+    async def mark(self, key: str, marker: str, limit: int) -> bool:
+        p = prefix(key)
+        (new,) = await self._creating(key, _ev(lua.MARK, (p + b"meta", p + b"marks"), _b(marker), limit))
+        return bool(new)
+
+    async def unmark(self, key: str, marker: str) -> None:
+        await self._run([("ZREM", prefix(key) + b"marks", _b(marker))])
+
+    # -- the request journal ----------------------------------------------------------------------
+    async def record(self, entry: Entry) -> None:
+        mine = entry.tenant is not None
+        name = _b(entry.tenant or "")
+        owner = f"{float(entry.started)!r} ".encode() + (b"t" + name if mine else b"n")
+        value = lua.entry_value(entry)
+        size = self.settings.journal_size
+        keys = (JOURNAL, JBODY, JOF, JTENANTS, JT + name)
+        await self._run([_ev(lua.RECORD, keys, _b(entry.id), value, owner, name, size, JT, b"1" if mine else b"0")])
+
+    async def entries(self, tenant: str | None, limit: int | None = None) -> list[Entry]:
+        if limit is not None and limit <= 0:
+            return []
+        listed = JOURNAL if tenant is None else JT + _b(tenant)
+        found = await self._one(*_ev(lua.ENTRIES, (listed, JBODY), -1 if limit is None else limit - 1), read=True)
+        return [lua.entry_of(raw) for raw in found if raw is not None]
+
+    async def entries_after(self, cursor: str) -> list[Entry] | None:
+        found = await self._one(*_ev(lua.ENTRIES_AFTER, (JOURNAL, JBODY), _b(cursor)), read=True)
+        return None if found is None else [lua.entry_of(raw) for raw in found if raw is not None]
+
+    async def journal_stats(self, tenant: str | None) -> tuple[int, float | None, str]:
+        listed = JOURNAL if tenant is None else JT + _b(tenant)
+        count, started, newest = await self._one(*_ev(lua.JOURNAL_STATS, (JOURNAL, JOF, listed)), read=True)
+        return int(count), _float(started), newest.decode() if newest is not None else ""
+
+    async def forget(self, tenant: str | None) -> None:
+        keys = (JOURNAL, JBODY, JOF, JTENANTS, JT + _b(tenant or ""))
+        await self._run([_ev(lua.FORGET, keys, _b(tenant or ""), JT, b"0" if tenant is None else b"1")])
