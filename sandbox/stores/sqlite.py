@@ -25,92 +25,28 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sandbox.errors import ConfigError
 from sandbox.models import Charge, Entry, Refund, Reply, Saved, Summary
 from sandbox.settings import Settings
 from sandbox.stores.base import MAX_UPLOADED_RULES, Store, StoreUnavailable
+from sandbox.stores.sqlite_rows import (
+    CHARGE,
+    JOURNAL,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SUMMARY,
+    TENANT,
+    Meta,
+    charge_of,
+    path_of,
+    summary_of,
+)
 
 T = TypeVar("T")
 _log = logging.getLogger("sandbox")
-SCHEMA_VERSION = "1"
 _TRIM_EVERY = 64  # journal rows inserted between trims (reads look only at the newest journal_size)
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tenants (
-    key TEXT PRIMARY KEY, used REAL NOT NULL, clock_offset REAL NOT NULL DEFAULT 0,
-    rules_version TEXT, uploaded INTEGER NOT NULL DEFAULT 0, next_settle REAL,
-    charges INTEGER NOT NULL DEFAULT 0, succeeded INTEGER NOT NULL DEFAULT 0,
-    pending INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
-    refunds INTEGER NOT NULL DEFAULT 0, keys INTEGER NOT NULL DEFAULT 0, marks INTEGER NOT NULL DEFAULT 0,
-    last_second INTEGER NOT NULL DEFAULT 0, dirty INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS tenants_used ON tenants (used);
-CREATE TABLE IF NOT EXISTS charges (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, id TEXT NOT NULL, amount INTEGER NOT NULL,
-    currency TEXT NOT NULL, description TEXT, metadata TEXT NOT NULL, status TEXT NOT NULL,
-    created REAL NOT NULL, second INTEGER NOT NULL, amount_refunded INTEGER NOT NULL,
-    failure_code TEXT, scenario TEXT, settle_at REAL, settled_at REAL, settle_to TEXT, settle_code TEXT,
-    rank INTEGER NOT NULL, srank INTEGER NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS charges_id ON charges (tenant, id);
-CREATE INDEX IF NOT EXISTS charges_rank ON charges (tenant, rank);
-CREATE INDEX IF NOT EXISTS charges_srank ON charges (tenant, status, srank);
-CREATE INDEX IF NOT EXISTS charges_due ON charges (tenant, settle_at) WHERE settle_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS refunds (
-    n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, id TEXT NOT NULL, charge_id TEXT NOT NULL,
-    amount INTEGER NOT NULL, reason TEXT, metadata TEXT NOT NULL, created REAL NOT NULL,
-    status TEXT NOT NULL, scenario TEXT);
-CREATE INDEX IF NOT EXISTS refunds_charge ON refunds (tenant, charge_id);
-CREATE TABLE IF NOT EXISTS keys (
-    n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, key TEXT NOT NULL,
-    fingerprint TEXT NOT NULL, created REAL NOT NULL, reply TEXT);
-CREATE UNIQUE INDEX IF NOT EXISTS keys_key ON keys (tenant, key);
-CREATE TABLE IF NOT EXISTS marks (n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, marker TEXT NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS marks_marker ON marks (tenant, marker);
-CREATE TABLE IF NOT EXISTS rules (tenant TEXT PRIMARY KEY, version TEXT NOT NULL, document TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS journal (
-    n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, tenant TEXT, method TEXT NOT NULL, path TEXT NOT NULL,
-    query TEXT NOT NULL, status INTEGER NOT NULL, started REAL NOT NULL, duration REAL NOT NULL,
-    idempotency_key TEXT, scenario TEXT, request_body BLOB, response_body BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS journal_tenant ON journal (tenant, n);
-"""
-_CHARGE = (
-    "id, seq, amount, currency, description, metadata, status, created, amount_refunded, failure_code, "
-    "scenario, settle_at, settled_at, settle_to, settle_code"
-)
-_TENANT = "key, clock_offset, rules_version, next_settle"
-_SUMMARY = "key, charges, succeeded, pending, failed, refunds, clock_offset, uploaded, next_settle"
-_JOURNAL = (
-    "id, tenant, method, path, query, status, started, duration, idempotency_key, scenario, request_body, response_body"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Meta:
-    key: str
-    clock_offset: float
-    rules_version: str | None
-    next_settle: float | None
-
-
-def path_of(url: str) -> Path:
-    """`sqlite:///a.db` -> a.db (relative), `sqlite:////srv/a.db` -> /srv/a.db (SQLAlchemy's convention)."""
-    return Path(url[len("sqlite:///") :])
-
-
-def _charge(row: tuple[Any, ...]) -> Charge:
-    (cid, seq, amount, currency, description, metadata, status, created, refunded, failure) = row[:10]
-    charge = Charge(cid, seq, amount, currency, description, json.loads(metadata), status, created, refunded, failure)
-    charge.scenario, charge.settle_at, charge.settled_at, charge.settle_to, charge.settle_code = row[10:]
-    return charge
-
-
-def _summary(row: tuple[Any, ...]) -> Summary:
-    key, charges, succeeded, pending, failed, refunds, offset, uploaded, due = row
-    counts = {"succeeded": succeeded, "pending": pending, "failed": failed}
-    return Summary(key, charges, counts, refunds, offset, bool(uploaded), due)
 
 
 class SQLiteStore(Store):
@@ -137,7 +73,7 @@ class SQLiteStore(Store):
 
     def _create_schema(self) -> None:
         with self._write() as db:
-            for statement in _SCHEMA.split(";"):
+            for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
             found = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
@@ -223,7 +159,7 @@ class SQLiteStore(Store):
     async def tenant(self, key: str, *, create: bool = False) -> Meta | None:
         if create:
             return await self._submit(lambda db: self._ensure(db, key))
-        rows = self._read(f"SELECT {_TENANT} FROM tenants WHERE key = ?", (key,))
+        rows = self._read(f"SELECT {TENANT} FROM tenants WHERE key = ?", (key,))
         if not rows:
             return None
         self._touch(key)
@@ -243,7 +179,7 @@ class SQLiteStore(Store):
         """The tenant, created if need be (dropping the least recently used over the cap); in a transaction."""
         now = time.time()
         self._touched = (key, now)
-        found = db.execute(f"SELECT {_TENANT} FROM tenants WHERE key = ?", (key,)).fetchone()
+        found = db.execute(f"SELECT {TENANT} FROM tenants WHERE key = ?", (key,)).fetchone()
         if found is not None:
             db.execute("UPDATE tenants SET used = ? WHERE key = ?", (now, key))
             return Meta(*found)
@@ -320,15 +256,15 @@ class SQLiteStore(Store):
         return await self._submit(work)
 
     async def summary(self, key: str) -> Summary | None:
-        rows = self._read(f"SELECT {_SUMMARY} FROM tenants WHERE key = ?", (key,))
-        return _summary(rows[0]) if rows else None
+        rows = self._read(f"SELECT {SUMMARY} FROM tenants WHERE key = ?", (key,))
+        return summary_of(rows[0]) if rows else None
 
     async def summaries(self, offset: int, limit: int) -> tuple[list[Summary], int]:
         (total,) = self._read("SELECT COUNT(*) FROM tenants")[0]
         if limit <= 0:
             return [], total
-        rows = self._read(f"SELECT {_SUMMARY} FROM tenants ORDER BY used DESC LIMIT ? OFFSET ?", (limit, offset))
-        return [_summary(row) for row in rows], total
+        rows = self._read(f"SELECT {SUMMARY} FROM tenants ORDER BY used DESC LIMIT ? OFFSET ?", (limit, offset))
+        return [summary_of(row) for row in rows], total
 
     async def drops(self) -> tuple[int, tuple[str, float, str] | None]:
         found = dict(self._read("SELECT name, value FROM meta WHERE name IN ('dropped', 'last_dropped')"))
@@ -365,8 +301,8 @@ class SQLiteStore(Store):
         return await self._submit(work)
 
     async def charge(self, key: str, charge_id: str) -> Charge | None:
-        rows = self._read(f"SELECT {_CHARGE} FROM charges WHERE tenant = ? AND id = ?", (key, charge_id))
-        return _charge(rows[0]) if rows else None
+        rows = self._read(f"SELECT {CHARGE} FROM charges WHERE tenant = ? AND id = ?", (key, charge_id))
+        return charge_of(rows[0]) if rows else None
 
     async def page(self, key: str, status: str | None, limit: int, offset: int) -> tuple[list[Charge], int]:
         rows = self._read("SELECT charges, succeeded, pending, failed, dirty FROM tenants WHERE key = ?", (key,))
@@ -380,12 +316,12 @@ class SQLiteStore(Store):
         if high < 0:
             return [], total
         if status is None:
-            sql = f"SELECT {_CHARGE} FROM charges WHERE tenant = ? AND rank BETWEEN ? AND ? ORDER BY rank DESC"
+            sql = f"SELECT {CHARGE} FROM charges WHERE tenant = ? AND rank BETWEEN ? AND ? ORDER BY rank DESC"
             found = self._read(sql, (key, low, high))
         else:
-            sql = f"SELECT {_CHARGE} FROM charges WHERE tenant = ? AND status = ? AND srank BETWEEN ? AND ? "
+            sql = f"SELECT {CHARGE} FROM charges WHERE tenant = ? AND status = ? AND srank BETWEEN ? AND ? "
             found = self._read(sql + "ORDER BY srank DESC", (key, status, low, high))
-        return [_charge(row) for row in found], total
+        return [charge_of(row) for row in found], total
 
     def _renumber(self, key: str) -> None:
         """Positions again, in every list of the tenant: after a seed or a settlement."""
@@ -453,8 +389,8 @@ class SQLiteStore(Store):
         reply_of: Callable[[T], Reply | None],
     ) -> T:
         def work(db: sqlite3.Connection) -> T:
-            row = db.execute(f"SELECT {_CHARGE} FROM charges WHERE tenant = ? AND id = ?", (key, charge_id)).fetchone()
-            refund, verdict = decide(_charge(row) if row is not None else None)
+            row = db.execute(f"SELECT {CHARGE} FROM charges WHERE tenant = ? AND id = ?", (key, charge_id)).fetchone()
+            refund, verdict = decide(charge_of(row) if row is not None else None)
             if refund is not None and row is not None:
                 db.execute(
                     "UPDATE charges SET amount_refunded = amount_refunded + ? WHERE seq = ?", (refund.amount, row[1])
@@ -573,7 +509,7 @@ class SQLiteStore(Store):
     async def record(self, entry: Entry) -> None:
         def work(db: sqlite3.Connection) -> None:
             db.execute(
-                f"INSERT INTO journal ({_JOURNAL}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO journal ({JOURNAL}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     entry.id, entry.tenant, entry.method, entry.path, entry.query, entry.status, entry.started,
                     entry.duration, entry.idempotency_key, entry.scenario, entry.request_body, entry.response_body,
@@ -591,7 +527,7 @@ class SQLiteStore(Store):
         where, args = (
             ("n > ? AND tenant = ?", (self._floor(), tenant)) if tenant is not None else ("n > ?", (self._floor(),))
         )
-        rows = self._read(f"SELECT {_JOURNAL} FROM journal WHERE {where} ORDER BY n DESC LIMIT ?", (*args, limit or -1))
+        rows = self._read(f"SELECT {JOURNAL} FROM journal WHERE {where} ORDER BY n DESC LIMIT ?", (*args, limit or -1))
         return [Entry(*row) for row in rows]
 
     async def entries_after(self, cursor: str) -> list[Entry] | None:
@@ -601,7 +537,7 @@ class SQLiteStore(Store):
         found = self._read("SELECT n FROM journal WHERE id = ? AND n > ?", (cursor, floor))
         if not found:
             return None
-        rows = self._read(f"SELECT {_JOURNAL} FROM journal WHERE n > ? ORDER BY n DESC", (found[0][0],))
+        rows = self._read(f"SELECT {JOURNAL} FROM journal WHERE n > ? ORDER BY n DESC", (found[0][0],))
         return [Entry(*row) for row in rows]
 
     async def journal_stats(self, tenant: str | None) -> tuple[int, float | None, str]:

@@ -1,0 +1,86 @@
+"""The SQLite store's tables and rows: the schema, the columns each query reads, and the records
+made from them (sqlite.py does the reading and writing)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox.models import Charge, Summary
+
+SCHEMA_VERSION = "1"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tenants (
+    key TEXT PRIMARY KEY, used REAL NOT NULL, clock_offset REAL NOT NULL DEFAULT 0,
+    rules_version TEXT, uploaded INTEGER NOT NULL DEFAULT 0, next_settle REAL,
+    charges INTEGER NOT NULL DEFAULT 0, succeeded INTEGER NOT NULL DEFAULT 0,
+    pending INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+    refunds INTEGER NOT NULL DEFAULT 0, keys INTEGER NOT NULL DEFAULT 0, marks INTEGER NOT NULL DEFAULT 0,
+    last_second INTEGER NOT NULL DEFAULT 0, dirty INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS tenants_used ON tenants (used);
+CREATE TABLE IF NOT EXISTS charges (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, id TEXT NOT NULL, amount INTEGER NOT NULL,
+    currency TEXT NOT NULL, description TEXT, metadata TEXT NOT NULL, status TEXT NOT NULL,
+    created REAL NOT NULL, second INTEGER NOT NULL, amount_refunded INTEGER NOT NULL,
+    failure_code TEXT, scenario TEXT, settle_at REAL, settled_at REAL, settle_to TEXT, settle_code TEXT,
+    rank INTEGER NOT NULL, srank INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS charges_id ON charges (tenant, id);
+CREATE INDEX IF NOT EXISTS charges_rank ON charges (tenant, rank);
+CREATE INDEX IF NOT EXISTS charges_srank ON charges (tenant, status, srank);
+CREATE INDEX IF NOT EXISTS charges_due ON charges (tenant, settle_at) WHERE settle_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS refunds (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, id TEXT NOT NULL, charge_id TEXT NOT NULL,
+    amount INTEGER NOT NULL, reason TEXT, metadata TEXT NOT NULL, created REAL NOT NULL,
+    status TEXT NOT NULL, scenario TEXT);
+CREATE INDEX IF NOT EXISTS refunds_charge ON refunds (tenant, charge_id);
+CREATE TABLE IF NOT EXISTS keys (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL, created REAL NOT NULL, reply TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS keys_key ON keys (tenant, key);
+CREATE TABLE IF NOT EXISTS marks (n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, marker TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS marks_marker ON marks (tenant, marker);
+CREATE TABLE IF NOT EXISTS rules (tenant TEXT PRIMARY KEY, version TEXT NOT NULL, document TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, tenant TEXT, method TEXT NOT NULL, path TEXT NOT NULL,
+    query TEXT NOT NULL, status INTEGER NOT NULL, started REAL NOT NULL, duration REAL NOT NULL,
+    idempotency_key TEXT, scenario TEXT, request_body BLOB, response_body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS journal_tenant ON journal (tenant, n);
+"""
+CHARGE = (
+    "id, seq, amount, currency, description, metadata, status, created, amount_refunded, failure_code, "
+    "scenario, settle_at, settled_at, settle_to, settle_code"
+)
+TENANT = "key, clock_offset, rules_version, next_settle"
+SUMMARY = "key, charges, succeeded, pending, failed, refunds, clock_offset, uploaded, next_settle"
+JOURNAL = (
+    "id, tenant, method, path, query, status, started, duration, idempotency_key, scenario, request_body, response_body"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    key: str
+    clock_offset: float
+    rules_version: str | None
+    next_settle: float | None
+
+
+def path_of(url: str) -> Path:
+    """`sqlite:///a.db` -> a.db (relative), `sqlite:////srv/a.db` -> /srv/a.db (SQLAlchemy's convention)."""
+    return Path(url[len("sqlite:///") :])
+
+
+def charge_of(row: tuple[Any, ...]) -> Charge:
+    (cid, seq, amount, currency, description, metadata, status, created, refunded, failure) = row[:10]
+    charge = Charge(cid, seq, amount, currency, description, json.loads(metadata), status, created, refunded, failure)
+    charge.scenario, charge.settle_at, charge.settled_at, charge.settle_to, charge.settle_code = row[10:]
+    return charge
+
+
+def summary_of(row: tuple[Any, ...]) -> Summary:
+    key, charges, succeeded, pending, failed, refunds, offset, uploaded, due = row
+    counts = {"succeeded": succeeded, "pending": pending, "failed": failed}
+    return Summary(key, charges, counts, refunds, offset, bool(uploaded), due)
