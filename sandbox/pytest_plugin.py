@@ -252,7 +252,11 @@ def _started_server(
                 return False
 
     # restart=True: never reuse a sandbox left running by an earlier, interrupted session.
-    xprocess.ensure(name, Starter, restart=True)
+    try:
+        xprocess.ensure(name, Starter, restart=True)
+    except BaseException:
+        xprocess.getinfo(name).terminate()  # it may have started and never become healthy
+        raise
     server = SandboxServer(f"http://127.0.0.1:{port}")
     try:
         server.health()

@@ -50,8 +50,13 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
         return servers[-1][0]
 
     yield start
-    for server, check_log in servers:
-        stop_cleanly(server, check_log=check_log)
+    failures = []
+    for server, check_log in servers:  # every one is stopped, even when an earlier one fails its check
+        try:
+            stop_cleanly(server, check_log=check_log)
+        except AssertionError as exc:
+            failures.append(str(exc))
+    assert not failures, "\n\n".join(failures)
 
 
 @pytest.fixture(scope="session")
