@@ -31,6 +31,7 @@ class StoreUnavailable(ApiError):
     status = 503
 
     def __init__(self, detail: str) -> None:
+        self.detail = detail
         super().__init__(
             "store_unavailable",
             f"The sandbox's store is unavailable ({detail[:200]}); retry when it is back.",

@@ -86,18 +86,20 @@ local function meta_of(meta, settle)
 end
 """
 
-# KEYS lru ruled stats; ARGV tenant now max_tenants why. Lists the tenant as the most recently used
-# (`now`, microseconds, or just above the newest) and answers the tenants dropped to stay within
-# max_tenants (their keys are then deleted by the caller, slot by slot). A read's touch is a plain
-# `ZADD XX CH`.
+# KEYS lru ruled stats seq; ARGV tenant now max_tenants why numbers. Lists the tenant as the most
+# recently used (`now`, microseconds, or just above the newest) and answers the last of `numbers`
+# new charge numbers (0 when none are asked), then the tenants dropped to stay within max_tenants
+# (their keys are then deleted by the caller, slot by slot). A read's touch is a plain `ZADD XX CH`.
 LIST = Script(
     "list",
     _NUM
     + _FORGET_TENANT
     + """
 local lru, tenant = KEYS[1], ARGV[1]
+local last = 0
+if ARGV[5] ~= '0' then last = redis.call('INCRBY', KEYS[4], ARGV[5]) end
 local top = redis.call('ZREVRANGE', lru, 0, 0, 'WITHSCORES')
-if top[1] == tenant then return {} end
+if top[1] == tenant then return {last} end
 local now = tonumber(ARGV[2])
 if top[2] and tonumber(top[2]) >= now then now = tonumber(top[2]) + 1 end
 redis.call('ZADD', lru, num(now), tenant)
@@ -111,6 +113,7 @@ if over > 0 then
   end
   note_drops(KEYS[3], popped, ARGV[4], now)
 end
+table.insert(popped, 1, last)
 return popped
 """,
 )
