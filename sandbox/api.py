@@ -2,67 +2,74 @@
 
 One ASGI callable serves every path under the prefix, dispatching on the contract's own routes,
 so that unknown paths and wrong methods there get the same envelope, Request-Id and journal
-entry as every other API call.
+entry as every other API call. A call goes through named steps: read the head (`Call`), `answer`
+it (route, authenticate, parse, validate, dispatch), `journal` it, `respond`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from sandbox.auth import Auth
-from sandbox.errors import (
-    ApiError,
-    ConfigError,
-    InternalError,
-    InvalidRequest,
-    PayloadTooLarge,
-    RequestTimeout,
-    UnsupportedMedia,
-)
+from sandbox.errors import ApiError, ConfigError, InternalError, InvalidRequest, UnsupportedMedia
 from sandbox.models import Entry, Kind, Reply
 from sandbox.openapi import Contract
 from sandbox.payments import Payments
 from sandbox.settings import Settings
 from sandbox.stores import StoreUnavailable
+from sandbox.wire import parse_json, read_asgi_body, render, send_json, to_json
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _JOURNAL_BODY_LIMIT = 8192  # bytes of each body the journal keeps
 _JOURNAL_TEXT_LIMIT = 255  # characters of the path, query and Idempotency-Key it keeps
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _log = logging.getLogger("sandbox")
 
 
-def to_json(body: Any) -> bytes:
-    """The one way a JSON body is written: orjson (compact UTF-8) for speed, the standard library
-    for what orjson refuses (integers over 64 bits, say, in a journaled request body)."""
-    try:
-        return orjson.dumps(body)
-    except TypeError:
-        return _encode(body).encode()
+class Call:
+    """One API call as it goes through the steps: the headers it is read by, then what it got."""
 
+    __slots__ = ("authorization", "content", "ctype", "headers", "key", "length", "raw", "scenario", "status", "tenant")
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(to_json(body), status, headers, media_type="application/json")
+    def __init__(self, scope: Scope) -> None:
+        self.authorization: str | None = None
+        self.ctype: str | None = None
+        self.key: str | None = None
+        self.length: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                self.authorization = value.decode("latin-1")
+            elif name == b"content-type":
+                self.ctype = value.decode("latin-1")
+            elif name == b"content-length":
+                self.length = value
+            elif name == b"idempotency-key":
+                self.key = value.decode("latin-1")
+        self.tenant: str | None = None
+        self.raw: bytes | None = None  # the request body, once read
+        self.status = 0
+        self.content = b""
+        self.headers: dict[str, str] = {}
+        self.scenario: str | None = None
 
+    def replied(self, reply: Reply) -> None:
+        self.status, self.content, self.headers, self.scenario = (
+            reply.status,
+            to_json(reply.body),
+            reply.headers,
+            reply.scenario,
+        )
+        if reply.scenario:
+            self.headers = {**reply.headers, "Sandbox-Scenario": reply.scenario}
 
-def error_response(error: ApiError) -> Response:
-    return json_response(error.status, error.body(), error.headers)
-
-
-class ClientGone(Exception):
-    """The client closed the connection before its request was read in full."""
+    def failed(self, error: BaseException) -> None:
+        known, self.content = render(error)
+        self.status, self.headers = known.status, known.headers
 
 
 class PaymentsAPI:
@@ -90,56 +97,51 @@ class PaymentsAPI:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started, clock = time.time(), time.perf_counter()
-        method: str = scope["method"]
-        authorization = ctype = length = key = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-            elif name == b"content-type":
-                ctype = value.decode("latin-1")
-            elif name == b"content-length":
-                length = value
-            elif name == b"idempotency-key":
-                key = value.decode("latin-1")
-        tenant = scenario = raw = None
-        extra: dict[str, str] | None = None
+        call = Call(scope)
+        bug: Exception | None = None
         try:
-            op, path_params = self.contract.match(method, scope["path"][len(self.contract.prefix) :])
-            tenant = self.auth.tenant_of(authorization)
-            query: bytes = scope["query_string"]
-            params = op.parse_params(path_params, dict(parse_qsl(query.decode("latin-1"), True)) if query else {})
-            body = None
-            if op.body is not None:
-                raw = await read_asgi_body(scope, receive, length, self.settings.max_body_bytes)
-                body = _parse_body(raw, ctype)
-                op.check_body(body)
-            reply = await self.handlers[op.id](tenant, params, body, key)
-            status, content, extra, scenario = reply.status, to_json(reply.body), reply.headers, reply.scenario
-            if scenario:
-                extra = {**extra, "Sandbox-Scenario": scenario}
+            call.replied(await self.answer(call, scope, receive))
         except ApiError as error:
-            status, content, extra = error.status, to_json(error.body()), error.headers
-        except ClientGone:
-            status, content = 499, b""  # nginx's "client closed request": journaled, not answered
-        except Exception:  # never expected: every input has a 4xx answer; the client still gets JSON
-            _log.exception("error while answering %s %s", method, scope["path"])
-            crash = InternalError()
-            status, content = crash.status, to_json(crash.body())
-        # Journaled before the answer goes out: a client that reads the journal as soon as it has its
-        # answer (from this process or another one sharing the store) finds the call there.
+            call.failed(error)
+        except Exception as error:  # never expected: every input has a 4xx answer; the client still gets JSON
+            call.failed(error)
+            bug = error
+        await self.journal(call, scope, started, time.perf_counter() - clock)
+        if call.status != 499:  # a client that left is journaled, not answered
+            await self.respond(call, scope, send)
+        if bug is not None:
+            raise bug  # after the answer: the server logs it; an in-process test client fails the test
+
+    async def answer(self, call: Call, scope: Scope, receive: Receive) -> Reply:
+        """Route, authenticate, parse and check the parameters and body, and run the endpoint."""
+        op, path_params = self.contract.match(scope["method"], scope["path"][len(self.contract.prefix) :])
+        call.tenant = tenant = self.auth.tenant_of(call.authorization)
+        query: bytes = scope["query_string"]
+        params = op.parse_params(path_params, dict(parse_qsl(query.decode("latin-1"), True)) if query else {})
+        body = None
+        if op.body is not None:
+            call.raw = await read_asgi_body(scope, receive, call.length, self.settings.max_body_bytes)
+            body = _parse_body(call.raw, call.ctype)
+            op.check_body(body)
+        return await self.handlers[op.id](tenant, params, body, call.key)
+
+    async def journal(self, call: Call, scope: Scope, started: float, duration: float) -> None:
+        """Record the call before its answer goes out: a client that reads the journal as soon as it
+        has its answer (from this process or another one sharing the store) finds the call there."""
+        raw, key = call.raw, call.key
         entry = Entry(
             scope.get("request_id") or "",
-            tenant,
-            method,
+            call.tenant,
+            scope["method"],
             scope["path"][:_JOURNAL_TEXT_LIMIT],
             scope["query_string"][:_JOURNAL_TEXT_LIMIT].decode("latin-1"),
-            status,
+            call.status,
             started,
-            time.perf_counter() - clock,
+            duration,
             key[:_JOURNAL_TEXT_LIMIT] if key else None,
-            scenario,
+            call.scenario,
             raw[:_JOURNAL_BODY_LIMIT] if raw else None,
-            content[:_JOURNAL_BODY_LIMIT],
+            call.content[:_JOURNAL_BODY_LIMIT],
         )
         try:
             await self.store.record(entry)
@@ -148,12 +150,14 @@ class PaymentsAPI:
             if time.monotonic() - self.lost_noted >= 60:
                 self.lost_noted = time.monotonic()
                 _log.warning("the store is unavailable: journal entries are being lost")
-        if status != 499:
-            try:
-                await send_json(send, status, content, scope.get("request_id"), extra)
-            except Exception:  # never expected: scenario headers are checked when loaded
-                _log.exception("error while answering %s %s", method, scope["path"][:200])
-                await send_json(send, 500, to_json(InternalError().body()), scope.get("request_id"))
+
+    @staticmethod
+    async def respond(call: Call, scope: Scope, send: Send) -> None:
+        try:
+            await send_json(send, call.status, call.content, scope.get("request_id"), call.headers)
+        except Exception:  # never expected (scenario headers are checked when loaded): answer 500, then raise
+            await send_json(send, 500, render(InternalError())[1], scope.get("request_id"))
+            raise
 
     # -- endpoints --------------------------------------------------------------------------
     async def create_charge(self, tenant: str, params: dict[str, Any], body: Any, key: str | None) -> Reply:
@@ -200,109 +204,3 @@ def _parse_body(raw: bytes, ctype: str | None) -> Any:
             f"Send the body as JSON with `Content-Type: application/json` (got {(ctype or '')[:60]!r}).",
         )
     return parse_json(raw)
-
-
-async def send_json(
-    send: Send, status: int, content: bytes, request_id: str | None, headers: dict[str, str] | None = None
-) -> None:
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
-    if request_id:
-        raw_headers.append((b"request-id", request_id.encode()))
-    if headers:
-        raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": content})
-
-
-# Set in the scope by the server (server.py) when a request's body has stalled for --header-timeout
-# seconds; the read below then answers 408. (A timeout per read here would cost every POST a timer.)
-BODY_STALLED = "sandbox.body_stalled"
-
-
-async def read_asgi_body(scope: Scope, receive: Receive, declared: bytes | None, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to be over `limit` bytes, and with 408 when
-    the server says it stalled (a client trickling a body would otherwise hold its connection)."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge("payload_too_large", f"The body is over the {limit} byte limit.")
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge("payload_too_large", f"The body is over the {limit} byte limit.")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if BODY_STALLED in scope:
-            raise RequestTimeout(scope[BODY_STALLED])
-
-
-async def read_body(request: Request, settings: Settings) -> bytes:
-    """A Starlette request's body (control API, dashboard), with the API's limits."""
-    declared = request.headers.get("content-length")
-    raw = declared.encode("latin-1") if declared else None
-    return await read_asgi_body(request.scope, request.receive, raw, settings.max_body_bytes)
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise InvalidRequest("invalid_json", f"The body repeats the key {duplicate[:40]!r}.", duplicate[:40])
-    return result
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
-def _no_constant(text: str) -> Any:
-    raise ValueError(f"{text} is not valid JSON")
-
-
-_decoder = json.JSONDecoder(object_pairs_hook=_unique, parse_float=_finite, parse_constant=_no_constant)
-
-
-def parse_json(raw: bytes) -> Any:
-    """Strict JSON: UTF-8, no NaN/Infinity, no duplicate keys, no overflowing numbers."""
-    try:
-        text = raw.decode("utf-8")
-        body = _decoder.decode(text)
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest("invalid_json", f"The body is not valid UTF-8 (byte {exc.start}).") from exc
-    except RecursionError as exc:
-        raise InvalidRequest("invalid_json", "The body is nested too deeply.") from exc
-    except ValueError as exc:
-        raise InvalidRequest("invalid_json", f"The body is not valid JSON: {str(exc)[:200]}.") from exc
-    if _SURROGATE_ESCAPE.search(text):
-        try:
-            _check_unicode(body, "")
-        except RecursionError as exc:
-            raise InvalidRequest("invalid_json", "The body is nested too deeply.") from exc
-    return body
-
-
-def _check_unicode(value: Any, where: str) -> None:
-    """Reject lone UTF-16 surrogates (`"\\ud800"`): they cannot be stored or sent back as UTF-8."""
-    items: list[tuple[str, Any]] = []
-    if isinstance(value, dict):
-        for key in value:  # keys first: a value's path is made of its keys
-            _check_unicode(key, where)
-        items = [(f"{where}.{k}" if where else k, v) for k, v in value.items()]
-    elif isinstance(value, list):
-        items = [(where, v) for v in value]
-    elif isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidRequest("invalid_json", "The body has a lone UTF-16 surrogate escape.", where or None) from exc
-    for path, item in items:
-        _check_unicode(item, path)

@@ -16,20 +16,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sandbox.api import ClientGone, PaymentsAPI, error_response, json_response, send_json, to_json
+from sandbox.api import PaymentsAPI
 from sandbox.auth import Auth
 from sandbox.control import Control
 from sandbox.dashboard import Dashboard
-from sandbox.errors import (
-    ApiError,
-    HeadersTooLarge,
-    InternalError,
-    MethodNotAllowed,
-    Misdirected,
-    NotFound,
-    Overloaded,
-    envelope,
-)
+from sandbox.errors import ApiError, HeadersTooLarge, MethodNotAllowed, Misdirected, NotFound, Overloaded, envelope
 from sandbox.guard import HostCheck
 from sandbox.models import new_id
 from sandbox.openapi import load_contract
@@ -38,6 +29,7 @@ from sandbox.scenarios import load_rules
 from sandbox.settings import BUNDLED_SPEC, Settings
 from sandbox.stores import open_store
 from sandbox.tenants import Tenants
+from sandbox.wire import error_response, json_response, render, send_json
 from sandbox.worker import Worker
 
 MAX_HEADER_BYTES = 16 * 1024
@@ -88,7 +80,7 @@ class Front:
         request_id = scope["request_id"] = new_id("req_")
         refused = self.refusal(scope)
         if refused is not None:
-            await send_json(send, refused.status, to_json(refused.body()), request_id, refused.headers)
+            await send_json(send, refused.status, render(refused)[1], request_id, refused.headers)
             return
         path: str = scope["path"]
         if path.startswith(self.prefix) and path[len(self.prefix) : len(self.prefix) + 1] in ("", "/"):
@@ -142,18 +134,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response(exc.status_code, envelope("http_error", str(exc.detail)), dict(exc.headers or {}))
 
 
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
+async def _error(request: Request, exc: Exception) -> Response:
+    # An ApiError, or (never expected: every input has a 4xx answer) a bug, which Starlette raises
+    # again once this 500 envelope is sent.
     return error_response(exc)
-
-
-async def _gone(request: Request, exc: Exception) -> Response:
-    return Response(status_code=499)  # the client left mid-body; nobody reads this
-
-
-async def _crash(request: Request, exc: Exception) -> Response:
-    # Never expected: every input has a 4xx answer. If it happens the client still gets JSON.
-    return error_response(InternalError())
 
 
 def create_app(settings: Settings) -> Front:
@@ -165,12 +149,11 @@ def create_app(settings: Settings) -> Front:
     auth = Auth(settings)
     api = PaymentsAPI(contract, payments, auth, settings)
     control = Control(contract, tenants, auth, settings)
-    dashboard = Dashboard(tenants, auth, settings)
+    dashboard = Dashboard(tenants, auth, settings, contract.prefix)
     handlers: dict[Any, Any] = {
         HTTPException: _http_error,
-        ApiError: _api_error,
-        ClientGone: _gone,
-        Exception: _crash,
+        ApiError: _error,
+        Exception: _error,
     }
     rest = Starlette(
         routes=[

@@ -17,7 +17,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox import __version__
-from sandbox.api import json_response, parse_json, read_body
 from sandbox.auth import Auth
 from sandbox.errors import InvalidRequest, Unauthorized
 from sandbox.guard import JSON_TYPES, YAML_TYPES, refuse_cross_site, require_body_type
@@ -27,6 +26,7 @@ from sandbox.openapi import Contract
 from sandbox.payments import now_of
 from sandbox.settings import PACKAGE_DIR, Settings
 from sandbox.tenants import MAX_CLOCK_ADVANCE, MAX_SEED, Tenants
+from sandbox.wire import json_response, parse_json, read_body
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _CONTROL_SPEC = PACKAGE_DIR / "control-openapi.json"

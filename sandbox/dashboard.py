@@ -28,7 +28,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from sandbox import __version__
-from sandbox.api import json_response, read_body
 from sandbox.auth import Auth
 from sandbox.control import Endpoint
 from sandbox.dashboard_format import Event, money, pretty, utc
@@ -48,6 +47,7 @@ from sandbox.models import STATUSES, Summary
 from sandbox.numbers import whole
 from sandbox.settings import Settings
 from sandbox.tenants import MAX_CLOCK_ADVANCE, MAX_SEED, Tenants
+from sandbox.wire import json_response, read_body
 
 if TYPE_CHECKING:
     import jinja2
@@ -74,8 +74,9 @@ _SECURITY_HEADERS = {
 
 
 class Dashboard:
-    def __init__(self, tenants: Tenants, auth: Auth, settings: Settings) -> None:
+    def __init__(self, tenants: Tenants, auth: Auth, settings: Settings, api_prefix: str) -> None:
         self.tenants = tenants
+        self.api_prefix = api_prefix  # the contract's server path, e.g. /v1/payments
         self.store = tenants.store
         self.auth = auth
         self.settings = settings
@@ -118,7 +119,12 @@ class Dashboard:
             lstrip_blocks=True,
         )
         env.filters.update(money=money, utc=utc, pretty=pretty)
-        env.globals.update(version=__version__, statuses=STATUSES, login=self.settings.control_token is not None)
+        env.globals.update(
+            version=__version__,
+            api_prefix=self.api_prefix,
+            statuses=STATUSES,
+            login=self.settings.control_token is not None,
+        )
         return env
 
     def _html(self, request: Request, name: str, context: dict[str, Any], block: str | None = None) -> str:
@@ -213,7 +219,7 @@ class Dashboard:
         context = {"tenants": [await tenant_row(summary, self.store) for summary in listed], "page": page}
         context |= {"total": total, "pages": max(1, -(-total // TENANTS_PAGE_SIZE)), "size": TENANTS_PAGE_SIZE}
         context |= {"dropped": dropped, "last_dropped": last_dropped, "max_tenants": self.store.max_tenants}
-        context |= {"journal": bool(journal), "api": _api_url(request)}
+        context |= {"journal": bool(journal), "api": _api_url(request, self.api_prefix)}
         live = version("tenants", sorted(context.items()))
         return self._unchanged(request, live) or self._render(request, "tenants.html", context, live=live)
 
@@ -224,7 +230,7 @@ class Dashboard:
             raise InvalidRequest("parameter_invalid", f"status must be one of {', '.join(STATUSES)}.", "status")
         page = page_number(request.query_params)
         charges, total = await self.store.page(state.key, status, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-        counts, api = state.counts, _api_url(request)
+        counts, api = state.counts, _api_url(request, self.api_prefix)
         facts = [charge_facts(c) for c in charges]
         live = version("charges", state.key, status, page, total, state.charges, counts, facts, api)
         if unchanged := self._unchanged(request, live):
@@ -371,8 +377,8 @@ def _check_notice(query: Mapping[str, str]) -> None:
         raise InvalidRequest("parameter_invalid", "n must be a whole number in ASCII digits.", "n")
 
 
-def _api_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/v1/payments"
+def _api_url(request: Request, prefix: str) -> str:
+    return str(request.base_url).rstrip("/") + prefix
 
 
 def _redirect(request: Request, path: str) -> Response:

@@ -29,9 +29,9 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from sandbox.api import BODY_STALLED
 from sandbox.app import Front
 from sandbox.settings import Settings
+from sandbox.wire import BODY_STALLED
 
 _log = logging.getLogger("sandbox")
 _SETTINGS_ENV = "PAYMENTS_SANDBOX_WORKER_SETTINGS"  # how worker processes get the parent's settings

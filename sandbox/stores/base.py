@@ -17,26 +17,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar, Protocol, TypeVar
 
-from sandbox.errors import ApiError
+from sandbox.errors import StoreUnavailable
 from sandbox.models import Charge, Entry, Refund, Reply, Saved, Summary
 from sandbox.settings import Settings
 
 MAX_UPLOADED_RULES = 50_000  # scenario rules uploaded for tenants, all together (~2 KB each)
 T = TypeVar("T")
-
-
-class StoreUnavailable(ApiError):
-    """503: the store (a Redis server, a SQLite file) cannot be reached; the sandbox recovers when it can."""
-
-    status = 503
-
-    def __init__(self, detail: str) -> None:
-        self.detail = detail
-        super().__init__(
-            "store_unavailable",
-            f"The sandbox's store is unavailable ({detail[:200]}); retry when it is back.",
-            headers={"Retry-After": "1"},
-        )
+__all__ = ["MAX_UPLOADED_RULES", "Store", "StoreUnavailable", "TenantMeta"]
 
 
 class TenantMeta(Protocol):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.api import parse_json
 from sandbox.errors import InvalidRequest
+from sandbox.wire import parse_json
 
 
 def refused(raw: bytes) -> InvalidRequest:
