@@ -1,7 +1,7 @@
 """What every measurement of `bench/run.py` stands on: servers started and stopped, requests, load runs.
 
-A `Server` is one process tree (the sandbox, its `--workers`, or the baseline app) started from an
-argv on a free port of 127.0.0.1 and stopped with SIGTERM. `measure()` runs one load-generator
+`running()` starts one process tree (the sandbox, its `--workers`, or the baseline app) on a free
+port of 127.0.0.1 through `sandbox.launcher`, and stops it with SIGTERM. `measure()` runs one load-generator
 process against it (`wrk` when it is on PATH, else `bench/loadgen.py`) and records, besides req/s
 and latency percentiles, the CPU time spent meanwhile by the server tree (per worker too), by the
 load generator and, when given, by the store's own server (redis-server): on a 2-core machine those
@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import platform
 import resource
 import shutil
@@ -25,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from procs import HOST, RedisServer, machine_busy_seconds, stop_process, tree_cpu_seconds
+from procs import RedisServer, machine_busy_seconds, tree_cpu_seconds
+
+from sandbox.launcher import HOST, ServerProcess
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -83,94 +84,42 @@ class Load:
 
 
 # -- servers ----------------------------------------------------------------------------------------
-def sandbox_argv(port: int, *extra: str) -> list[str]:
-    """`payments-sandbox serve` on `port`, with `extra` flags (a --store, --workers)."""
-    exe = shutil.which("payments-sandbox") or str(Path(sys.executable).with_name("payments-sandbox"))
-    head = [exe] if Path(exe).exists() else [sys.executable, "-m", "sandbox"]
-    return [*head, "serve", "--host", HOST, "--port", str(port), "--log-level", "warning", *extra]
-
-
-def baseline_argv(port: int) -> list[str]:
-    return [sys.executable, str(BENCH_DIR / "baseline_app.py"), "--host", HOST, "--port", str(port)]
-
-
-def clean_env() -> dict[str, str]:
-    """The environment without PAYMENTS_SANDBOX_* knobs, so every run serves the defaults."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("PAYMENTS_SANDBOX_")}
-
-
-class Server:
-    def __init__(self, name: str, argv: list[str], port: int, logs: Path, workers: int = 1) -> None:
-        self.name = name
-        self.port = port
-        self.log_path = logs / f"{name}-{port}.log"
-        self._log = self.log_path.open("wb")
-        started = time.perf_counter()
-        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=clean_env(), cwd=REPO_DIR)
-        self.start_seconds = wait_healthy(self, started)
-        self.start_cpu_seconds = self.cpu_seconds()
-        if workers > 1:
-            self._wait_workers(workers)
-
-    def _wait_workers(self, workers: int, timeout: float = 30.0) -> None:
-        """The first 200 comes from whichever worker is up first. Wait for all of them to exist and
-        for their start (about 0.25 s of CPU each) to end: a load run that opened its connections
-        while one worker was still importing would hand every connection to the other."""
-        deadline, previous = time.perf_counter() + timeout, None
-        while True:
-            cpu = {pid: seconds for pid, seconds in self.tree_cpu().items() if pid != self.proc.pid}
-            if len(cpu) >= workers and cpu == previous:  # all there, and none of them busy starting
-                break
-            if time.perf_counter() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name}: {workers} workers did not start; see {self.log_path}")
-            previous = cpu
-            time.sleep(0.1)  # CPU time moves in 10 ms ticks: a worker still importing moves it within this
-        for _ in range(10):  # and every one of them answers through the shared socket
-            if request(self.port, "GET", "/__sandbox/health", timeout=5.0)[0] != 200:
-                raise RuntimeError(f"{self.name}: a worker is not healthy; see {self.log_path}")
-
-    def rss_bytes(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError(f"no VmRSS for pid {self.proc.pid}")
-
-    def tree_cpu(self) -> dict[int, float]:
-        return tree_cpu_seconds(self.proc.pid)
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the server's processes so far (the supervisor and its workers)."""
-        return sum(self.tree_cpu().values())
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self._log.close()
-
-
-def wait_healthy(server: Server, started: float, timeout: float = 30.0) -> float:
-    """Seconds from `started` to the first 200 from the health endpoint."""
-    while True:
-        if server.proc.poll() is not None:
-            tail = server.log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{server.name} exited with {server.proc.returncode} before it was healthy:\n{tail}")
-        try:
-            status, _ = request(server.port, "GET", "/__sandbox/health", timeout=1.0)
-        except OSError:
-            status = 0
-        if status == 200:
-            return time.perf_counter() - started
-        if time.perf_counter() - started > timeout:
-            raise RuntimeError(f"{server.name} was not healthy after {timeout} s; see {server.log_path}")
-        time.sleep(0.002)
+SANDBOX_FLAGS = ("--host", HOST, "--log-level", "warning")
+BASELINE = (sys.executable, str(BENCH_DIR / "baseline_app.py"), "--host", HOST)
 
 
 @contextlib.contextmanager
-def running(name: str, argv: list[str], port: int, logs: Path, workers: int = 1) -> Iterator[Server]:
-    server = Server(name, argv, port, logs, workers)
-    try:
+def running(
+    name: str, logs: Path, *flags: str, workers: int = 1, program: Sequence[str] | None = None
+) -> Iterator[ServerProcess]:
+    """`payments-sandbox serve` with `flags` (a --store, --workers), or `program` (BASELINE), on a
+    free port (sandbox.launcher), healthy; stopped with SIGTERM on the way out. The shell's
+    PAYMENTS_SANDBOX_* variables are dropped, so that every run serves the defaults."""
+    args = flags if program else (*SANDBOX_FLAGS, *flags)
+    with ServerProcess.start(
+        args, program=program, name=name, log_dir=logs, cwd=REPO_DIR, inherit_settings=False
+    ) as server:
+        if workers > 1:
+            wait_workers(server, workers)
         yield server
-    finally:
-        server.stop()
+
+
+def wait_workers(server: ServerProcess, workers: int, timeout: float = 30.0) -> None:
+    """The first 200 comes from whichever worker is up first. Wait for all of them to exist and
+    for their start (about 0.25 s of CPU each) to end: a load run that opened its connections
+    while one worker was still importing would hand every connection to the other."""
+    deadline, previous = time.perf_counter() + timeout, None
+    while True:
+        cpu = {pid: seconds for pid, seconds in tree_cpu_seconds(server.pid).items() if pid != server.pid}
+        if len(cpu) >= workers and cpu == previous:  # all there, and none of them busy starting
+            break
+        if time.perf_counter() > deadline or server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name}: {workers} workers did not start; see {server.log_path}")
+        previous = cpu
+        time.sleep(0.1)  # CPU time moves in 10 ms ticks: a worker still importing moves it within this
+    for _ in range(10):  # and every one of them answers through the shared socket
+        if request(server.port, "GET", "/__sandbox/health", timeout=5.0)[0] != 200:
+            raise RuntimeError(f"{server.name}: a worker is not healthy; see {server.log_path}")
 
 
 def request(
@@ -271,7 +220,7 @@ def children_cpu_seconds() -> float:
 
 def measure(
     gen: LoadGenerator,
-    server: Server,
+    server: ServerProcess,
     op: tuple[str, str, str | None],
     connections: int,
     duration: float,
@@ -279,18 +228,18 @@ def measure(
 ) -> Load:
     """One load run of `op` (method, path, body) against `server`, with who spent what CPU meanwhile."""
     method, path, body = op
-    server_before = server.tree_cpu()
+    server_before = tree_cpu_seconds(server.pid)
     store_before = (store.cpu_seconds(), store.command_calls()) if store else (0.0, {})
     client_before = children_cpu_seconds()  # the generator is a child that ends inside gen.run
     machine_before = machine_busy_seconds()
     load = gen.run(server.port, method, path, body, connections, duration)
     load.machine_cpu_s = round(machine_busy_seconds() - machine_before, 3)
-    client_after, server_after = children_cpu_seconds(), server.tree_cpu()
+    client_after, server_after = children_cpu_seconds(), tree_cpu_seconds(server.pid)
     spent = {pid: cpu - server_before.get(pid, 0.0) for pid, cpu in server_after.items()}
     load.server_cpu_s = round(sum(spent.values()), 3)
     # The workers are the supervisor's descendants that did work; a helper such as multiprocessing's
     # resource tracker, idle throughout, would only add a zero to the split.
-    load.worker_cpu_s = [round(cpu, 3) for pid, cpu in sorted(spent.items()) if pid != server.proc.pid and cpu > 0.05]
+    load.worker_cpu_s = [round(cpu, 3) for pid, cpu in sorted(spent.items()) if pid != server.pid and cpu > 0.05]
     load.client_cpu_s = round(client_after - client_before, 3)
     if store:
         load.store_cpu_s = round(store.cpu_seconds() - store_before[0], 3)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from sandbox.launcher import HOST, free_port, stop_process
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -65,13 +65,6 @@ def descendants(pid: int) -> list[int]:
 def tree_cpu_seconds(pid: int) -> dict[int, float]:
     """CPU seconds of `pid` and of each live descendant, by pid."""
     return {p: process_cpu_seconds(p) for p in (pid, *descendants(pid))}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def redis_available() -> str | None:
@@ -144,17 +137,6 @@ class RedisServer:
     def stop(self) -> None:
         stop_process(self.proc)
         self._log.close()
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 15 s; returns once the process is gone."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _whole_bulk(reply: bytes) -> bool:

@@ -70,13 +70,12 @@ from typing import Any
 
 from floors import RULE, Goal, Row, judge
 from harness import (
+    BASELINE,
     CHARGE_BODY,
     POST,
     REPO_DIR,
     Load,
     LoadGenerator,
-    Server,
-    baseline_argv,
     charge_count,
     choose_generator,
     create_charge,
@@ -85,12 +84,13 @@ from harness import (
     python_load,
     request,
     running,
-    sandbox_argv,
 )
-from procs import free_port, machine_busy_seconds
+from procs import machine_busy_seconds, tree_cpu_seconds
 from shared_stores import LABELS, Measured, Plan, measure_stores, workers_note
 from shared_stores import rows as store_rows
 from shared_stores import warnings as store_warnings
+
+from sandbox.launcher import ServerProcess
 
 JOURNAL_WARMUP = 10_000  # the sandbox's default --journal-size
 SEED_BATCH = 10_000  # the control API's largest seed request
@@ -151,23 +151,21 @@ def measure_cold_start(mode: Mode, logs: Path) -> dict[str, list[float]]:
     """Seconds from spawn to healthy, and the CPU seconds the server spent getting there."""
     times: dict[str, list[float]] = {"sandbox": [], "baseline": [], "sandbox_cpu": [], "baseline_cpu": []}
     for _ in range(mode.spawns):
-        for name, argv in (("sandbox", sandbox_argv), ("baseline", baseline_argv)):
-            port = free_port()
-            with running(name, argv(port), port, logs) as server:
+        for name, program in (("sandbox", None), ("baseline", BASELINE)):
+            with running(name, logs, program=program) as server:
+                times[f"{name}_cpu"].append(round(sum(tree_cpu_seconds(server.pid).values()), 3))
                 times[name].append(round(server.start_seconds, 4))
-                times[f"{name}_cpu"].append(round(server.start_cpu_seconds, 3))
     return times
 
 
 def measure_throughput(
-    mode: Mode, gen: LoadGenerator, logs: Path, report: Report, baseline: Server
+    mode: Mode, gen: LoadGenerator, logs: Path, report: Report, baseline: ServerProcess
 ) -> dict[str, dict[str, Load]]:
-    sandbox_port = free_port()
     results: dict[str, dict[str, Load]] = {}
-    with running("sandbox", sandbox_argv(sandbox_port), sandbox_port, logs) as sandbox:
+    with running("sandbox", logs) as sandbox:
         ops = {
             "POST /charge": POST,
-            "GET /charge/{id}": ("GET", f"/v1/payments/charge/{create_charge(sandbox_port)}", None),
+            "GET /charge/{id}": ("GET", f"/v1/payments/charge/{create_charge(sandbox.port)}", None),
         }
         servers = {"sandbox": sandbox, "baseline": baseline}
         for op, spec in ops.items():
@@ -214,7 +212,9 @@ def fill(port: int, target: int, strategy: str, connections: int, report: Report
     return "post"
 
 
-def big_store_latency(mode: Mode, gen: LoadGenerator, empty: Server, big: Server, report: Report) -> dict[str, Any]:
+def big_store_latency(
+    mode: Mode, gen: LoadGenerator, empty: ServerProcess, big: ServerProcess, report: Report
+) -> dict[str, Any]:
     """POST /charge latency on an empty store and on the big one, in alternating rounds, each a warm-up
     then a run of `p99_duration`: adjacent in time, so that a busy spell of other work on the machine
     hits both, and of equal length, so that both stores grow alike while measured. The empty
@@ -246,21 +246,18 @@ def big_store_latency(mode: Mode, gen: LoadGenerator, empty: Server, big: Server
 
 def measure_memory_and_listing(mode: Mode, gen: LoadGenerator, logs: Path, report: Report) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    port, empty_port = free_port(), free_port()
     # The empty store of the big-store comparison is a sandbox of its own, idle (and so costing the
     # measurements below nothing) until the big store is ready.
-    with (
-        running("sandbox-empty", sandbox_argv(empty_port), empty_port, logs) as empty,
-        running("sandbox", sandbox_argv(port), port, logs) as server,
-    ):
+    with running("sandbox-empty", logs) as empty, running("sandbox", logs) as server:
+        port = server.port
         time.sleep(0.5)  # let the first health check's garbage settle
-        out["idle_rss"] = server.rss_bytes()
+        out["idle_rss"] = server.memory_kb() * 1024
         python_load(port, "POST", "/v1/payments/charge", CHARGE_BODY, mode.connections, count=JOURNAL_WARMUP)
-        before_count, before_rss = charge_count(port), server.rss_bytes()
+        before_count, before_rss = charge_count(port), server.memory_kb() * 1024
         started = time.perf_counter()
         load = python_load(port, "POST", "/v1/payments/charge", CHARGE_BODY, mode.connections, count=mode.stored)
         out["store_seconds"] = round(time.perf_counter() - started, 1)
-        after_count, after_rss = charge_count(port), server.rss_bytes()
+        after_count, after_rss = charge_count(port), server.memory_kb() * 1024
         if load.errors or load.non_2xx:
             report.warnings.append(f"storing charges: {load.errors} errors, {load.non_2xx} non-2xx")
         out.update(
@@ -275,7 +272,7 @@ def measure_memory_and_listing(mode: Mode, gen: LoadGenerator, logs: Path, repor
         out["fill_seconds"] = round(time.perf_counter() - started, 1)
         total = charge_count(port)
         out["listed"] = total
-        out["rss_listed"] = server.rss_bytes()
+        out["rss_listed"] = server.memory_kb() * 1024
         deep = max(total - 100, 0) if mode.quick else total * 9 // 10
         out["deep_offset"] = deep
         # One connection sends the two pages in turn, so a busy moment on the machine slows both alike.
@@ -290,7 +287,7 @@ def measure_memory_and_listing(mode: Mode, gen: LoadGenerator, logs: Path, repor
         out["big_fill"] = fill(port, mode.big_store, "seed", mode.connections, report)
         out["big_fill_seconds"] = round(time.perf_counter() - started, 1)
         out.update(big_store_latency(mode, gen, empty, server, report))
-        out["rss_big"] = server.rss_bytes()
+        out["rss_big"] = server.memory_kb() * 1024
     return out
 
 
@@ -472,8 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         phase("cold_start")
         # One baseline server for both phases: warmed once, and at hand for the store rows to be
         # measured in turn with it.
-        baseline_port = free_port()
-        with running("baseline", baseline_argv(baseline_port), baseline_port, scratch) as baseline:
+        with running("baseline", scratch, program=BASELINE) as baseline:
             print("throughput ...", flush=True)
             throughput = measure_throughput(mode, gen, scratch, report, baseline)
             phase("throughput")

@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from floors import Goal, Row
-from harness import POST, Load, LoadGenerator, Server, create_charge, measure, running, sandbox_argv
-from procs import RedisServer, free_port, redis_available, redis_server
+from harness import POST, Load, LoadGenerator, create_charge, measure, running
+from procs import RedisServer, redis_available, redis_server
+
+from sandbox.launcher import ServerProcess
 
 LABELS = {"sqlite": "SQLite", "redis": "Redis"}
 TARGET_STORE_POST_RATIO = 0.35  # the issue: a shared store's POST /charge, one worker, >= 0.35x bare Starlette
@@ -81,7 +83,7 @@ class Measured:
     left_out: dict[str, str]  # store -> why it was not tried here (no redis-server, no engine yet)
 
 
-def measure_stores(plan: Plan, gen: LoadGenerator, scratch: Path, baseline: Server) -> Measured:
+def measure_stores(plan: Plan, gen: LoadGenerator, scratch: Path, baseline: ServerProcess) -> Measured:
     measured = Measured([], {}, {})
     for store in plan.stores:
         missing = redis_available() if store == "redis" else None
@@ -101,27 +103,29 @@ def measure_stores(plan: Plan, gen: LoadGenerator, scratch: Path, baseline: Serv
     return measured
 
 
-def _measure(plan: Plan, gen: LoadGenerator, scratch: Path, store: str, workers: int, baseline: Server) -> StoreRun:
+def _measure(
+    plan: Plan, gen: LoadGenerator, scratch: Path, store: str, workers: int, baseline: ServerProcess
+) -> StoreRun:
     name = f"{store}-{workers}w"
     loads: dict[str, list[Load]] = {}
     base: dict[str, list[Load]] = {}
-    with store_url(store, scratch, name) as (url, redis):
-        port = free_port()
-        argv = sandbox_argv(port, "--store", url, "--workers", str(workers))
-        with running(name, argv, port, scratch, workers) as server:
-            ops = {"POST": POST, "GET": ("GET", f"/v1/payments/charge/{create_charge(port)}", None)}
-            for label, op in ops.items():
-                if label == "GET" and workers > 1:
-                    continue  # the issue asks for POST scaling; GET on two workers would add a run
-                if label == "POST":  # GET follows on a process, connections and store the POSTs warmed
-                    measure(gen, server, op, plan.connections, plan.warmup)
-                for _ in range(plan.rounds):
-                    if workers == 1:
-                        # The ratio to bare Starlette: the baseline is loaded just before, each round, so that
-                        # a busy spell of other work on the machine hits both sides alike.
-                        base.setdefault(label, []).append(measure(gen, baseline, op, plan.connections, plan.duration))
-                    load = measure(gen, server, op, plan.connections, plan.duration, redis)
-                    loads.setdefault(label, []).append(load)
+    with (
+        store_url(store, scratch, name) as (url, redis),
+        running(name, scratch, "--store", url, "--workers", str(workers), workers=workers) as server,
+    ):
+        ops = {"POST": POST, "GET": ("GET", f"/v1/payments/charge/{create_charge(server.port)}", None)}
+        for label, op in ops.items():
+            if label == "GET" and workers > 1:
+                continue  # the issue asks for POST scaling; GET on two workers would add a run
+            if label == "POST":  # GET follows on a process, connections and store the POSTs warmed
+                measure(gen, server, op, plan.connections, plan.warmup)
+            for _ in range(plan.rounds):
+                if workers == 1:
+                    # The ratio to bare Starlette: the baseline is loaded just before, each round, so that
+                    # a busy spell of other work on the machine hits both sides alike.
+                    base.setdefault(label, []).append(measure(gen, baseline, op, plan.connections, plan.duration))
+                load = measure(gen, server, op, plan.connections, plan.duration, redis)
+                loads.setdefault(label, []).append(load)
     get = median_run(loads["GET"]) if "GET" in loads else None
     medians = {OPS[label]: median_run(runs) for label, runs in base.items()}
     return StoreRun(store, workers, median_run(loads["POST"]), get, loads, medians, base)

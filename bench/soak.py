@@ -5,9 +5,9 @@
                          [--idempotency-keys 200] [--upload-rules 2000] [--max-growth 0.10]
                          [--max-growth-mb 8] [--seed 1] [--json out.json]
 
-It starts `python -m sandbox serve` on a free port of 127.0.0.1 with small bounds (journal,
-idempotency store, tenant cap), so that every bounded structure fills within seconds and must then
-stop growing, and runs this same script with `--drive` in a second process: an asyncio client that
+It starts `payments-sandbox serve` on a free port of 127.0.0.1 (sandbox.launcher) with small bounds
+(journal, idempotency store, tenant cap), so that every bounded structure fills within seconds and
+must then stop growing, and runs this same script with `--drive` in a second process: an asyncio client that
 sends traffic until the time is up. Meanwhile it reads the server's RSS from /proc/PID/status once a
 second. At the end it counts the tenants the server holds, stops it with SIGTERM and reports the RSS
 curve (per second and per 10 s window), the requests per second, and the count of every (kind of
@@ -67,8 +67,6 @@ import itertools
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -81,7 +79,8 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-HOST = "127.0.0.1"
+from sandbox.launcher import HOST, ServerProcess, StartError
+
 API = "/v1/payments"
 SCRIPTED_5XX = {(500, "processing_error"), (503, "service_unavailable"), (504, "gateway_timeout")}
 SESSION_CALLS = 150
@@ -554,20 +553,6 @@ def run_driver(args: argparse.Namespace) -> int:
 # -- the conductor (first process) ------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def memory_kb(pid: int, name: str = "VmRSS") -> int:
-    """A memory figure of a process from /proc (VmRSS now, VmHWM its peak), in kB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(name + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {name} for pid {pid}")
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used, from /proc/PID/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -577,14 +562,6 @@ def cpu_seconds(pid: int) -> float:
 def load_average() -> float:
     """The machine's 1-minute load average: other engineers' tests share these 2 cores."""
     return float(Path("/proc/loadavg").read_text().split()[0])
-
-
-def healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/__sandbox/health", timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def tenants_held(port: int) -> int | None:
@@ -597,34 +574,14 @@ def tenants_held(port: int) -> int | None:
         return None
 
 
-def start_server(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "sandbox",
-        "serve",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--journal-size",
-        str(args.journal_size),
-        "--idempotency-keys",
-        str(args.idempotency_keys),
-        "--max-tenants",
-        str(args.max_tenants),
-    ]
-    with log.open("wb") as out:
-        server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while not healthy(port):
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            server.wait()
-            raise SystemExit(f"the sandbox did not start:\n{log.read_text()}")
-        time.sleep(0.05)
-    return server, port
+def start_server(args: argparse.Namespace, logs: Path) -> ServerProcess:
+    """The sandbox under soak (sandbox.launcher), with bounds small enough to fill within seconds."""
+    flags = ["--log-level", "warning", "--journal-size", str(args.journal_size)]
+    flags += ["--idempotency-keys", str(args.idempotency_keys), "--max-tenants", str(args.max_tenants)]
+    try:
+        return ServerProcess.start(flags, log_dir=logs, name="server", timeout=20)
+    except StartError as exc:
+        raise SystemExit(f"the sandbox did not start: {exc}") from None
 
 
 NORMAL_KINDS = {
@@ -875,34 +832,28 @@ def driver_command(args: argparse.Namespace, port: int, out: Path) -> list[str]:
 
 def conduct(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        log_path, out = Path(tmp) / "server.log", Path(tmp) / "driven.json"
+        out = Path(tmp) / "driven.json"
         load_before = load_average()
-        server, port = start_server(args, log_path)
-        figures: dict[str, Any] = {"rss_start_kb": memory_kb(server.pid), "samples": [], "cpu": []}
+        server = start_server(args, Path(tmp))
+        figures: dict[str, Any] = {"rss_start_kb": server.memory_kb(), "samples": [], "cpu": []}
         try:
-            driver = subprocess.Popen(driver_command(args, port, out), stdin=subprocess.DEVNULL)
+            driver = subprocess.Popen(driver_command(args, server.port, out), stdin=subprocess.DEVNULL)
             started = time.monotonic()
             while driver.poll() is None:
                 time.sleep(max(0.0, 1.0 - (time.monotonic() - started) % 1.0))
                 if driver.poll() is None:
                     t = round(time.monotonic() - started, 1)
-                    figures["samples"].append((t, memory_kb(server.pid)))
+                    figures["samples"].append((t, server.memory_kb()))
                     figures["cpu"].append((t, cpu_seconds(server.pid)))
             if driver.returncode != 0:
                 raise SystemExit(f"the load driver failed with exit code {driver.returncode}")
-            figures["rss_peak_kb"] = memory_kb(server.pid, "VmHWM")
+            figures["rss_peak_kb"] = server.memory_kb("VmHWM")
             figures["cpu_seconds"] = cpu_seconds(server.pid)
-            figures["tenants_held"] = tenants_held(port)
+            figures["tenants_held"] = tenants_held(server.port)
         finally:
-            if server.poll() is None:
-                server.send_signal(signal.SIGTERM)
-            try:
-                figures["exit_code"] = server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                figures["exit_code"] = server.wait()
+            figures["exit_code"] = server.stop(timeout=30)
         figures["load_average"] = [load_before, load_average()]
-        figures["log"] = log_path.read_text(errors="replace")
+        figures["log"] = server.log()
         driven = json.loads(out.read_text())
         failures, summary = analyse(args, driven, figures)
     print(report(summary, dict(driven["per_second"])))

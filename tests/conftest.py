@@ -1,9 +1,10 @@
 """Fixtures for the suites that need a real server (robustness, security): a sandbox process per
 test module, and a factory for tests that need their own.
 
-Each server is `python -m sandbox serve --port P` on a free port of 127.0.0.1, ready once its
-health check answers. At teardown it gets SIGTERM and must exit 0 with no traceback in its log:
-every module here also proves that the server survived what the module threw at it.
+Each server is `payments-sandbox serve` on a free port of 127.0.0.1 (tests/sandbox_server.py, on
+`sandbox.launcher`), ready once its health check answers. At teardown it gets SIGTERM and must exit
+0 with no traceback in its log: every module here also proves that the server survived what the
+module threw at it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from sandbox_server import SandboxProcess, free_port, start_sandbox
+from sandbox_server import SandboxProcess, start_sandbox
+
+from sandbox.launcher import free_port, stop_process
 
 
 def stop_cleanly(server: SandboxProcess, *, check_log: bool = True) -> None:
@@ -85,5 +88,4 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_process(proc, timeout=10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,17 +74,23 @@ class Client:
         return ids
 
 
+def fill_shop(client: Client) -> None:
+    """Make `client`'s tenant look like a shop after a month: seeded charges plus a few live API
+    calls (a partial refund, a decline, a pending charge). The README's screenshot shows it too."""
+    client.seed(40, seed=2024)
+    ok = client.charge(12900, "USD", description="Annual plan, Acme Corp", metadata={"order_id": "ORD-4242"})
+    client.refund(ok.json()["id"], amount=2900, reason="requested_by_customer")
+    client.charge(100005, "EUR", description="Card declined on purpose")
+    client.charge(100202, "JPY", description="Konbini payment, settles in 60 s")
+    client.charge(4500, "GBP", description="Monthly plan")
+
+
 def screenshot(page: Page, name: str, full_page: bool = True) -> Path:
     """Save the page as artifacts/screenshots/NAME.png (a test artefact for CI to keep)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
-
-
-def update_docs() -> bool:
-    """docs/dashboard.png changes with every run (timestamps), so it is rewritten only on request."""
-    return os.environ.get("PAYMENTS_SANDBOX_DOCS_SCREENSHOT") == "1"
 
 
 BROWSER_MISSING = (

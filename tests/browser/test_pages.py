@@ -1,7 +1,7 @@
 """Every page, looked at: screenshots at desktop and phone width, dark mode, labels, no network.
 
-The screenshots land in artifacts/screenshots/ (kept by CI); with PAYMENTS_SANDBOX_DOCS_SCREENSHOT=1
-the charges page is also saved as docs/dashboard.png for the README.
+The screenshots land in artifacts/screenshots/ (kept by CI). The README's picture of the charges
+page is not a test: `python scripts/screenshot.py` rewrites docs/dashboard.png.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .harness import BROWSER_MISSING, ROOT, Client, Sandbox, screenshot, update_docs
+from .harness import BROWSER_MISSING, Client, Sandbox, fill_shop, screenshot
 
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed").expect
 pytestmark = pytest.mark.skipif(BROWSER_MISSING is not None, reason=str(BROWSER_MISSING))
@@ -26,12 +26,7 @@ PHONE = {"width": 390, "height": 844}
 def shop(sandbox: Sandbox) -> Iterator[Client]:
     """A tenant that looks like a shop after a month: seeded charges plus a few live API calls."""
     client = Client(sandbox)
-    client.seed(40, seed=2024)
-    ok = client.charge(12900, "USD", description="Annual plan, Acme Corp", metadata={"order_id": "ORD-4242"})
-    client.refund(ok.json()["id"], amount=2900, reason="requested_by_customer")
-    client.charge(100005, "EUR", description="Card declined on purpose")
-    client.charge(100202, "JPY", description="Konbini payment, settles in 60 s")
-    client.charge(4500, "GBP", description="Monthly plan")
+    fill_shop(client)
     yield client
     client.http.close()
 
@@ -77,15 +72,6 @@ def test_every_page_at_desktop_width(page: Page, sandbox: Sandbox, shop: Client)
     page.remove_listener("requestfinished", record)
     assert all(url.startswith(sandbox.url) or url.startswith("data:") for url in loaded), "left the sandbox"
     assert any("/ui/static/dashboard.css" in url for url in loaded)
-
-
-def test_the_charges_page_for_the_readme(page: Page, sandbox: Sandbox, shop: Client) -> None:
-    page.set_viewport_size({"width": 1280, "height": 860})
-    page.goto(pages(sandbox, shop)["charges"])
-    expect(page.locator("table.charges tbody tr")).to_have_count(25)
-    path = ROOT / "docs" / "dashboard.png" if update_docs() else ROOT / "artifacts" / "screenshots" / "readme.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path))
 
 
 @pytest.mark.parametrize("scheme", ["dark", "light"])

@@ -1,4 +1,4 @@
-"""Helpers of the conformance tests: the contract's documented responses, JWTs, clean stops.
+"""Helpers of the conformance tests: the contract's documented responses, the JWT secret, clean stops.
 
 The conformance run talks to the sandbox the way a client does: over TCP on 127.0.0.1, through
 uvicorn. Each fixture starts its own process (tests/sandbox_server.py) and at teardown stops it
@@ -7,9 +7,6 @@ with SIGTERM and checks that it exits 0 without a traceback in its log.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,8 @@ from typing import Any
 import httpx
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from sandbox_server import SandboxProcess
+
+from sandbox.openapi import deref
 
 JWT_SECRET = "conformance-secret"
 
@@ -26,18 +25,6 @@ def stop(server: SandboxProcess) -> None:
     code = server.stop()
     assert code == 0, f"the sandbox exited with {code} after SIGTERM:\n{server.log()}"
     assert "Traceback" not in server.log(), server.log()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def make_jwt(sub: str, secret: str = JWT_SECRET) -> str:
-    """An HS256 JWT naming tenant `sub`, signed with `secret` (no expiry)."""
-    head = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = _b64(json.dumps({"sub": sub}).encode())
-    signature = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{_b64(signature)}"
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,10 +40,7 @@ def inline(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     if "$ref" in node:
-        target: Any = SPEC
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        return inline(target)
+        return inline(deref(node, SPEC))
     return {key: inline(value) for key, value in node.items()}
 
 

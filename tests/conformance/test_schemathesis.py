@@ -30,7 +30,8 @@ from collections import Counter
 from pathlib import Path
 from uuid import uuid4
 
-from conformance_support import make_jwt
+from conformance_support import JWT_SECRET
+from helpers import jwt
 from sandbox_server import SandboxProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +50,7 @@ def _schemathesis() -> str:
 
 
 def test_schemathesis_finds_nothing(strict_server: SandboxProcess, tmp_path: Path) -> None:
-    token = make_jwt(f"conformance-{uuid4().hex}")
+    token = jwt({"sub": f"conformance-{uuid4().hex}"}, JWT_SECRET)
     log = tmp_path / "calls.jsonl"
     report = tmp_path / "report.json"
     command = [

@@ -26,6 +26,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from sandbox.app import create_app
+from sandbox.openapi import deref
 from sandbox.settings import Settings
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.json"
@@ -47,14 +48,6 @@ class ContractCheck:
             for template in document["paths"]
         ]
         self.checked = 0
-
-    def _deref(self, node: dict[str, Any]) -> dict[str, Any]:
-        while "$ref" in node:
-            target: Any = self.document
-            for part in node["$ref"].removeprefix("#/").split("/"):
-                target = target[part]
-            node = target
-        return node
 
     def _validate(self, pointer: str, instance: Any, what: str) -> None:
         validator = OAS30Validator(
@@ -84,7 +77,7 @@ class ContractCheck:
             assert key in responses, f"{what}: status {status} is not documented (has {sorted(responses)})"
             escaped = template.replace("~", "~0").replace("/", "~1")
             pointer = f"/paths/{escaped}/{method.lower()}/responses/{key}"
-            documented = self._deref(responses[key])
+            documented = deref(responses[key], self.document)
             if "$ref" in responses[key]:
                 pointer = responses[key]["$ref"].removeprefix("#")
             media = documented.get("content", {}).get("application/json")
@@ -156,6 +149,7 @@ def token() -> str:
 async def make_client(app: Any, contract: ContractCheck) -> AsyncIterator[Callable[..., httpx.AsyncClient]]:
     """Make contract-checked clients: `make_client(token=None, app=...)`; token None sends no header."""
     made: list[httpx.AsyncClient] = []
+    targets = {id(app): app}
 
     def make(token: str | None = None, *, target: Any = app) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
@@ -166,14 +160,16 @@ async def make_client(app: Any, contract: ContractCheck) -> AsyncIterator[Callab
             event_hooks={"response": [contract.hook]},
         )
         made.append(client)
+        targets[id(target)] = target
         return client
 
     yield make
     for client in made:
         await client.aclose()
-    if app.store.kind == "redis":
-        # The Redis client's connections belong to this test's event loop; the next test has its own.
-        await app.store.close()
+    for target in targets.values():
+        if target.store.kind == "redis":
+            # The Redis client's connections belong to this test's event loop; the next test has its own.
+            await target.store.close()
 
 
 @pytest.fixture
@@ -193,8 +189,17 @@ class Api:
         body: dict[str, Any] = response.json()
         return body
 
-    async def refund(self, charge_id: str, **fields: Any) -> httpx.Response:
-        return await self.client.post(f"{API}/refund", json={"charge_id": charge_id, **fields})
+    async def post_charge(
+        self, amount: int = 1500, currency: str = "USD", *, key: str | None = None, **fields: Any
+    ) -> httpx.Response:
+        """POST /charge whatever the answer (`charge` insists on a 200); `key` is the Idempotency-Key."""
+        headers = {"Idempotency-Key": key} if key is not None else {}
+        body = {"amount": amount, "currency": currency, **fields}
+        return await self.client.post(f"{API}/charge", json=body, headers=headers)
+
+    async def refund(self, charge_id: str, *, key: str | None = None, **fields: Any) -> httpx.Response:
+        headers = {"Idempotency-Key": key} if key is not None else {}
+        return await self.client.post(f"{API}/refund", json={"charge_id": charge_id, **fields}, headers=headers)
 
     async def get(self, charge_id: str) -> dict[str, Any]:
         response = await self.client.get(f"{API}/charge/{charge_id}")
@@ -210,6 +215,23 @@ class Api:
 
     async def total(self) -> int:
         return int((await self.list())["total"])
+
+    async def ids(self, status: str | None = None) -> list[str]:
+        """The ids of the tenant's charges, newest first, of one status or all."""
+        params = {"status": status} if status else {}
+        return [charge["id"] for charge in (await self.list(**params))["data"]]
+
+    async def advance(self, seconds: float) -> None:
+        """Move this tenant's sandbox clock forward."""
+        response = await self.client.post("/__sandbox/clock/advance", json={"seconds": seconds})
+        assert response.status_code == 200, response.text
+
+    async def scenarios(self) -> list[dict[str, Any]]:
+        """The scenario rules in effect for this tenant, as GET /__sandbox/scenarios lists them."""
+        response = await self.client.get("/__sandbox/scenarios")
+        assert response.status_code == 200, response.text
+        rules: list[dict[str, Any]] = response.json()["rules"]
+        return rules
 
     @staticmethod
     def error(response: httpx.Response, status: int, *, code: str | None = None, param: Any = ...) -> dict[str, Any]:
@@ -234,3 +256,20 @@ class Api:
 @pytest.fixture
 def api(client: httpx.AsyncClient) -> Api:
     return Api(client)
+
+
+@pytest.fixture
+def new_tenant(make_client: Callable[..., httpx.AsyncClient], app: Any) -> Callable[..., Api]:
+    """`new_tenant(target=app)` -> the Api of a fresh tenant of the session's app, or of an app
+    made with other settings."""
+
+    def make(target: Any = app) -> Api:
+        return Api(make_client(f"tok_{uuid.uuid4().hex}", target=target))
+
+    return make
+
+
+@pytest.fixture
+def other_api(new_tenant: Callable[..., Api]) -> Api:
+    """A second tenant of the session's app, for isolation tests."""
+    return new_tenant()

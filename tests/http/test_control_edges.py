@@ -55,15 +55,6 @@ async def test_a_body_the_journal_cannot_parse_is_shown_as_sent(client):
     assert entries[0]["response_body"]["error"]["code"] == "invalid_json"
 
 
-async def test_the_retry_of_a_fail_first_charge_names_the_rule_that_let_it_through(client):
-    body = {"amount": 100503, "currency": "USD"}
-    first = await client.post(f"{API}/charge", json=body)
-    retry = await client.post(f"{API}/charge", json=body)
-
-    assert (first.status_code, retry.status_code) == (503, 200)
-    assert first.headers["sandbox-scenario"] == retry.headers["sandbox-scenario"] == "unavailable_once"
-
-
 async def test_a_charge_naming_a_refund_rule_succeeds_and_its_refunds_meet_that_rule(client, api):
     charge = await api.charge(metadata={"sandbox_scenario": "refund_failed"})
     refund = await api.refund(charge["id"])

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import time
 import uuid
 
 import pytest
+from helpers import b64url, jwt
 
 pytestmark = pytest.mark.anyio
 
 LIST = "/v1/payments/charges"
-
-
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def jwt(claims: dict, secret: str = "s", alg: str = "HS256") -> str:
-    head = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
-    body = b64url(json.dumps(claims).encode())
-    signature = b64url(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
-    return f"{head}.{body}.{signature}"
 
 
 async def get(make_client, jwt_app, token):

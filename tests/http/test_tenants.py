@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import uuid
 
 import pytest
+from helpers import jwt
 
 pytestmark = pytest.mark.anyio
-
-
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def jwt(claims: dict, secret: str = "any", alg: str = "HS256") -> str:
-    head = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
-    body = b64url(json.dumps(claims).encode())
-    signature = b64url(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
-    return f"{head}.{body}.{signature}"
 
 
 async def test_other_tenant_gets_404_for_my_charge(api, make_client):

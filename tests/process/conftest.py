@@ -7,120 +7,25 @@ idempotency keys or clock. Tests that need special flags start their own server 
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
 
-DATA = Path(__file__).resolve().parent / "data"
+from sandbox.launcher import HEALTH, ServerProcess, free_port, run_cli
+
 API = "/v1/payments"
-HEALTH = "/__sandbox/health"
-START_TIMEOUT = 15.0
-STOP_TIMEOUT = 15.0
-PORT_TRIES = 3  # a free port can be taken by another process before the server binds it
 
 
-def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it; we release it for the server)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def command() -> list[str]:
-    """The installed console script, or the module when the script is not on PATH."""
-    script = shutil.which("payments-sandbox")
-    if script is None:
-        venv_script = Path(sys.executable).parent / "payments-sandbox"
-        script = str(venv_script) if venv_script.exists() else None
-    return [script] if script else [sys.executable, "-m", "sandbox"]
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """Run `payments-sandbox ARGS...` to completion and capture its output."""
-    return subprocess.run(
-        [*command(), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-
-
-@dataclass
-class Server:
-    """A running `payments-sandbox serve` process."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    stderr_path: Path
-    stderr_file: IO[bytes]
-    returncode: int | None = field(default=None)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+class Server(ServerProcess):
+    """A running `payments-sandbox serve` process (sandbox.launcher), whose output the tests read
+    as `stderr()`."""
 
     def stderr(self) -> str:
-        if not self.stderr_file.closed:
-            self.stderr_file.flush()
-        return self.stderr_path.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Send `sig`, wait for the process to end, and return its exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            self.returncode = self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            pytest.fail(f"the sandbox did not stop within {STOP_TIMEOUT} s of signal {sig}:\n{self.stderr()}")
-        finally:
-            self.stderr_file.close()
-        return self.returncode
-
-
-def launch(
-    args: Sequence[str],
-    log_dir: Path,
-    *,
-    port: int | None = None,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-) -> Server:
-    """Start `payments-sandbox serve ARGS...` without waiting for it (see `wait_ready`).
-
-    With `port` None a free port is picked and passed as `--port`; pass a port to leave `--port`
-    out of the command line (the caller then sets it some other way, e.g. the environment).
-    """
-    argv = [*command(), "serve", *args]
-    if port is None:
-        port = free_port()
-        argv += ["--port", str(port)]
-    stderr_path = log_dir / f"sandbox-{port}-{uuid4().hex[:8]}.log"
-    stderr_file = stderr_path.open("wb")
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=stderr_file,
-        stderr=stderr_file,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-    )
-    return Server(proc, port, stderr_path, stderr_file)
+        return self.log()
 
 
 # Plain HTTP only: a client without TLS set-up starts in microseconds rather than ~100 ms.
@@ -133,32 +38,6 @@ def health(base_url: str) -> httpx.Response | None:
         return httpx.get(base_url + HEALTH, timeout=1.0, **_PLAIN)
     except httpx.TransportError:
         return None
-
-
-class PortTaken(Exception):
-    """Another process took the free port between our check and the server's bind."""
-
-
-def wait_ready(server: Server) -> Server:
-    """Poll the health endpoint until it answers 200; fail with the server's output otherwise."""
-    deadline = time.monotonic() + START_TIMEOUT
-    with httpx.Client(timeout=1.0, **_PLAIN) as client:
-        while time.monotonic() < deadline:
-            if server.proc.poll() is not None:
-                code = server.stop()
-                output = server.stderr()
-                if "address already in use" in output.lower():
-                    raise PortTaken(output)
-                pytest.fail(f"the sandbox exited with code {code} before it was ready:\n{output}")
-            try:
-                ok = client.get(server.base_url + HEALTH).status_code == 200
-            except httpx.TransportError:
-                ok = False  # not listening yet
-            if ok and server.proc.poll() is None:
-                return server
-            time.sleep(0.05)
-    server.stop(signal.SIGKILL)
-    pytest.fail(f"the sandbox did not answer {HEALTH} within {START_TIMEOUT} s:\n{server.stderr()}")
 
 
 class Tenant:
@@ -224,27 +103,18 @@ class Launcher:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
     ) -> Server:
-        for attempt in range(PORT_TRIES):
-            server = launch(args, self.log_dir, port=port, env=env, cwd=cwd)
-            self.servers.append(server)
-            if not ready:
-                return server
-            try:
-                return wait_ready(server)
-            except PortTaken as exc:
-                if port is not None or attempt == PORT_TRIES - 1:
-                    pytest.fail(f"port {server.port} is taken:\n{exc}")
-        raise AssertionError("unreachable")
+        """`payments-sandbox serve ARGS...`; see `ServerProcess.start` for `ready`, `port`, `env`."""
+        server = Server.start(args, ready=ready, port=port, env=env, cwd=cwd, log_dir=self.log_dir)
+        self.servers.append(server)
+        return server
 
     def close(self) -> None:
         failures = []
         for server in self.servers:
-            if server.returncode is None and server.proc.poll() is None:
+            if server.proc.poll() is None:  # one that exited by itself is the test's business
                 code = server.stop()
                 if code != 0:
                     failures.append(f"port {server.port}: exit code {code} on SIGTERM\n{server.stderr()}")
-            elif server.returncode is None:
-                server.stop()  # exited by itself: reap it and close its log
         assert not failures, "\n".join(failures)
 
 

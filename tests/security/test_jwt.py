@@ -9,21 +9,20 @@ without a kid is checked by the only key. Keys are made with `cryptography`, tok
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
-import hmac
 import json
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import helpers
 import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from helpers import b64url
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sandbox_server import SandboxProcess, start_sandbox
 
@@ -100,19 +99,12 @@ def es256(payload: dict[str, Any], kid: str = "ec-1") -> str:
 
 def hs256(payload: dict[str, Any], secret: str | bytes = SECRET, header: dict[str, Any] | None = None) -> str:
     """Signed by hand: PyJWT will not take a PEM as an HMAC secret, which is the attack tried here."""
-    raw = secret.encode() if isinstance(secret, str) else secret
-    head = b64url(json.dumps(header or {"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64url(json.dumps(payload).encode())
-    return f"{head}.{body}.{b64url(hmac.new(raw, f'{head}.{body}'.encode(), hashlib.sha256).digest())}"
+    return helpers.jwt(payload, secret, header=header)
 
 
 def unsigned(payload: dict[str, Any], kid: str | None = None) -> str:
     header = {"alg": "none", "typ": "JWT", **({"kid": kid} if kid else {})}
     return f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(payload).encode())}."
-
-
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def get(server: SandboxProcess, token: str) -> httpx.Response:

@@ -9,20 +9,13 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
+from sandbox.openapi import deref
+
 TESTS = Path(__file__).resolve().parents[1]
 BUNDLED = json.loads((TESTS.parent / "openapi.json").read_text())
 # A copy of ../shared/seed/payments-openapi.json, kept here so that the check needs nothing outside the repo.
 SEED = json.loads((TESTS / "data" / "seed-openapi.json").read_text())
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-
-
-def deref(node: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        target: Any = document
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str]]:

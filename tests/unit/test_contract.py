@@ -52,37 +52,38 @@ def charge_body(bundled: Contract, **fields: Any) -> None:
 # -- the OpenAPI 3.0 dialect -------------------------------------------------------------------
 
 
+def accepts(contract: Contract, body: Any) -> bool:
+    """Whether the sandbox takes `body` for POST /things (what an endpoint calls: `check_body`)."""
+    try:
+        contract.operations["makeThing"].check_body(body)
+    except InvalidRequest:
+        return False
+    return True
+
+
 def test_nullable_property_accepts_null():
-    body = tiny({"note": {"type": "string", "nullable": True}}).operations["makeThing"].body
-    assert body is not None
-    assert body.is_valid({"note": None})
-    assert body.is_valid({"note": "text"})
+    contract = tiny({"note": {"type": "string", "nullable": True}})
+    assert accepts(contract, {"note": None})
+    assert accepts(contract, {"note": "text"})
 
 
 def test_property_without_nullable_rejects_null():
-    body = tiny({"name": {"type": "string"}}).operations["makeThing"].body
-    assert body is not None
-    assert not body.is_valid({"name": None})
+    assert not accepts(tiny({"name": {"type": "string"}}), {"name": None})
 
 
 def test_nullable_does_not_loosen_the_type():
-    body = tiny({"note": {"type": "string", "nullable": True}}).operations["makeThing"].body
-    assert body is not None
-    assert not body.is_valid({"note": 5})
+    assert not accepts(tiny({"note": {"type": "string", "nullable": True}}), {"note": 5})
 
 
 def test_example_is_documentation_not_a_constraint():
-    body = tiny({"code": {"type": "string", "example": "ABC"}}).operations["makeThing"].body
-    assert body is not None
-    assert body.is_valid({"code": "XYZ"})
+    assert accepts(tiny({"code": {"type": "string", "example": "ABC"}}), {"code": "XYZ"})
 
 
 def test_refs_in_request_schemas_are_resolved():
     components = {"schemas": {"Money": {"type": "integer", "minimum": 1}}}
-    body = tiny({"amount": {"$ref": "#/components/schemas/Money"}}, components=components).operations["makeThing"].body
-    assert body is not None
-    assert body.is_valid({"amount": 5})
-    assert not body.is_valid({"amount": 0})
+    contract = tiny({"amount": {"$ref": "#/components/schemas/Money"}}, components=components)
+    assert accepts(contract, {"amount": 5})
+    assert not accepts(contract, {"amount": 0})
 
 
 def test_bundled_charge_description_is_not_nullable(bundled):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.anyio
+
 DECLINES = {
     100005: "generic_decline",
     100051: "insufficient_funds",
@@ -14,8 +16,8 @@ DECLINES = {
 }
 
 
-def test_generic_decline_is_a_non_retryable_card_declined(tenant):
-    response = tenant.charge(100005)
+async def test_generic_decline_is_a_non_retryable_card_declined(api):
+    response = await api.post_charge(100005)
 
     assert response.status_code == 400
     error = response.json()["error"]
@@ -24,8 +26,8 @@ def test_generic_decline_is_a_non_retryable_card_declined(tenant):
     assert error["retryable"] is False
 
 
-def test_insufficient_funds_is_a_retryable_card_declined(tenant):
-    response = tenant.charge(100051)
+async def test_insufficient_funds_is_a_retryable_card_declined(api):
+    response = await api.post_charge(100051)
 
     assert response.status_code == 400
     error = response.json()["error"]
@@ -34,27 +36,27 @@ def test_insufficient_funds_is_a_retryable_card_declined(tenant):
     assert error["retryable"] is True
 
 
-def test_expired_card_answers_expired_card(tenant):
-    response = tenant.charge(100054)
+async def test_expired_card_answers_expired_card(api):
+    response = await api.post_charge(100054)
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "expired_card"
 
 
 @pytest.mark.parametrize(("amount", "rule"), DECLINES.items())
-def test_decline_carries_the_scenario_header(tenant, amount, rule):
-    response = tenant.charge(amount)
+async def test_decline_carries_the_scenario_header(api, amount, rule):
+    response = await api.post_charge(amount)
 
     assert response.headers["Sandbox-Scenario"] == rule
 
 
 @pytest.mark.parametrize("amount", DECLINES)
-def test_decline_envelope_names_the_stored_failed_charge(tenant, amount):
-    response = tenant.charge(amount, "EUR", description="declined on purpose")
+async def test_decline_envelope_names_the_stored_failed_charge(api, amount):
+    response = await api.post_charge(amount, "EUR", description="declined on purpose")
 
     charge_id = response.json()["error"]["charge"]
     assert charge_id.startswith("ch_")
-    stored = tenant.get(charge_id)
+    stored = await api.get(charge_id)
     assert stored["status"] == "failed"
     assert stored["amount"] == amount
     assert stored["currency"] == "EUR"
@@ -62,43 +64,43 @@ def test_decline_envelope_names_the_stored_failed_charge(tenant, amount):
 
 
 @pytest.mark.parametrize("amount", DECLINES)
-def test_declined_charge_is_listed_under_failed_only(tenant, amount):
-    charge_id = tenant.charge(amount).json()["error"]["charge"]
+async def test_declined_charge_is_listed_under_failed_only(api, amount):
+    charge_id = (await api.post_charge(amount)).json()["error"]["charge"]
 
-    assert tenant.ids("failed") == [charge_id]
-    assert tenant.ids("succeeded") == []
-    assert tenant.ids("pending") == []
-    assert tenant.charges()["total"] == 1
+    assert await api.ids("failed") == [charge_id]
+    assert await api.ids("succeeded") == []
+    assert await api.ids("pending") == []
+    assert await api.total() == 1
 
 
 @pytest.mark.parametrize("amount", DECLINES)
-def test_declined_charge_cannot_be_refunded(tenant, amount):
-    charge_id = tenant.charge(amount).json()["error"]["charge"]
+async def test_declined_charge_cannot_be_refunded(api, amount):
+    charge_id = (await api.post_charge(amount)).json()["error"]["charge"]
 
-    response = tenant.refund(charge_id)
+    response = await api.refund(charge_id)
 
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] != "refund_failed"  # refused by the money rules, not a scenario
-    stored = tenant.get(charge_id)
+    error = api.error(response, 400, param="charge_id")
+    assert error["code"] != "refund_failed"  # refused by the money rules, not a scenario
+    stored = await api.get(charge_id)
     assert stored["status"] == "failed"
     assert stored["amount_refunded"] == 0
 
 
 @pytest.mark.parametrize("currency", ["USD", "EUR", "JPY", "GBP"])
-def test_magic_amount_declines_in_any_currency(tenant, currency):
-    response = tenant.charge(100005, currency)
+async def test_magic_amount_declines_in_any_currency(api, currency):
+    response = await api.post_charge(100005, currency)
 
     assert response.status_code == 400
     assert response.json()["error"]["decline_code"] == "generic_decline"
 
 
 @pytest.mark.parametrize("amount", [1, 1500, 100004, 100006, 100050, 100052, 100062, 99999999])
-def test_any_other_amount_succeeds_without_scenario_header(tenant, amount):
-    response = tenant.charge(amount)
+async def test_any_other_amount_succeeds_without_scenario_header(api, amount):
+    response = await api.post_charge(amount)
 
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "succeeded"
     assert body["amount"] == amount
     assert "Sandbox-Scenario" not in response.headers
-    assert tenant.ids("succeeded") == [body["id"]]
+    assert await api.ids("succeeded") == [body["id"]]
