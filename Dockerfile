@@ -7,7 +7,7 @@
 #
 # Two stages: the first builds the wheel from this checkout and installs it into a venv at a fixed
 # path, the second copies only that venv, so the image runs the wheel `pip install payments-sandbox`
-# installs, without pip, the build tools, the source or any test tool (see below for pytest). Set
+# installs, without pip, the build tools, the source or any test tool. Set
 # the port with PAYMENTS_SANDBOX_PORT rather than --port: the health check reads it. Needs BuildKit
 # (the default builder since Docker 23; DOCKER_BUILDKIT=1 before that) for the mounts below.
 #
@@ -30,16 +30,14 @@ COPY sandbox sandbox
 # this one step and never stored in a layer; without it pip uses its own bundle. pip's cache is a
 # cache mount, kept by the builder between builds and never in the image: where the index lets
 # downloads be cached, a change to sandbox/ rebuilds this step without fetching every dependency.
-# pytest-xprocess is a dependency for the pytest plugin's sake; the server never imports it or
-# pytest, so they and what only they need are removed, with pip and setuptools, and the import
-# check proves the server still loads without them.
+# pip and setuptools are removed once the wheel is in (the runtime needs neither); the last two
+# checks prove the server loads and no test tool came along with the dependencies.
 RUN --mount=type=secret,id=pip_ca --mount=type=cache,target=/root/.cache/pip \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
  && python3 -m venv /opt/payments-sandbox \
  && /opt/payments-sandbox/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/payments-sandbox/bin/pip install /wheels/payments_sandbox-*.whl \
- && /opt/payments-sandbox/bin/pip uninstall --yes \
-      pytest-xprocess pytest pluggy iniconfig pygments packaging psutil setuptools pip \
+ && /opt/payments-sandbox/bin/pip uninstall --yes setuptools pip \
  && /opt/payments-sandbox/bin/python -c "import sandbox.cli, sandbox.app, sandbox.server" \
  && ! /opt/payments-sandbox/bin/python -c "import pytest" 2>/dev/null
 

@@ -57,7 +57,7 @@ class Tenants:
 
     async def seed(self, key: str, count: int, seed: int) -> list[Charge]:
         """Fake charges made on the worker thread, dated over the tenant's last 30 days."""
-        from sandbox.seed import fake_charges  # Faker is slow to import; only seeding needs it
+        from sandbox.seed import fake_charges  # only seeding needs it
 
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SEED:
             raise InvalidRequest("parameter_invalid", f"count must be a whole number from 1 to {MAX_SEED}.", "count")

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from sandbox.launcher import start
 
 USES_FIXTURE = """
 import json, os
@@ -195,28 +194,12 @@ def test_clock_seed_and_reset_helpers(pytester: pytest.Pytester, store: str) -> 
 
 
 @pytest.fixture
-def external_sandbox(store: str) -> Iterator[str]:
+def external_sandbox(store: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A sandbox a team runs for everyone: with a shared store, two worker processes."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     workers = ["--store", store, "--workers", "2"] if store != "memory" else []
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "serve", "--port", str(port), "--control-token", "ctl", *workers],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while not _is_serving(url):
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline, "sandbox did not become healthy"
-        time.sleep(0.05)
-    yield url
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(20) == 0
-    if proc.stderr:
-        proc.stderr.close()
+    with start(["--control-token", "ctl", *workers], log_dir=tmp_path_factory.mktemp("external")) as server:
+        yield server.base_url
+        assert server.stop() == 0, server.log()
 
 
 def test_external_sandbox_is_used_and_left_running(pytester: pytest.Pytester, external_sandbox: str) -> None:
