@@ -1,5 +1,8 @@
 """Helpers shared by several test suites (tests/ is on the import path: `from helpers import jwt`).
 
+Also: whether a process still runs (`process_alive`), and a scenario document with one mistake at a
+known line (`DUPLICATE_NAMES`), for the suites that check how a bad file is reported.
+
 JWTs are built by hand here, not with PyJWT, so that the tests pin the wire format, including
 tokens no library would write: NaN claims, a header that is not an object, a PEM as the secret.
 """
@@ -10,7 +13,29 @@ import base64
 import hashlib
 import hmac
 import json
+from pathlib import Path
 from typing import Any
+
+# Two rules with one name: the first at line 2, the second (the mistake) at line 6.
+DUPLICATE_NAMES = (
+    "rules:\n"
+    "  - name: twice\n"
+    "    applies_to: charge\n"
+    "    when: {amount: 5000}\n"
+    "    then: {status: 200}\n"
+    "  - name: twice\n"
+    "    applies_to: charge\n"
+    "    when: {amount: 5001}\n"
+    "    then: {status: 200}\n"
+)
+
+
+def process_alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie (dead, waiting for whoever adopted it to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def b64url(raw: bytes) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import process_alive
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 
@@ -61,14 +62,6 @@ def _is_server(pid: int) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    """Running, as opposed to gone or a zombie (dead, waiting for whoever adopted it to reap it)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -101,11 +94,11 @@ def test_killed_pytest_leaves_no_sandbox(pytester: pytest.Pytester, sig: int, xd
         assert len(servers) == expected, servers
         inner.send_signal(sig)
         inner.wait(timeout=60)
-        _wait(lambda: not any(_alive(pid) for pid in servers), 30, f"sandbox {servers} outlived pytest")
+        _wait(lambda: not any(process_alive(pid) for pid in servers), 30, f"sandbox {servers} outlived pytest")
     finally:
         for pid in [inner.pid, *family]:  # whatever is left of this test's own processes, on failure
             if pid == inner.pid and inner.poll() is None:
                 inner.kill()
                 inner.wait()
-            elif pid != inner.pid and _alive(pid):
+            elif pid != inner.pid and process_alive(pid):
                 os.kill(pid, signal.SIGKILL)

@@ -21,6 +21,7 @@ from typing import get_type_hints
 
 import jwt
 import pytest
+from helpers import process_alive
 
 from sandbox import JournalEntry, Sandbox, Tenant
 from sandbox.control_client import ControlClient, ControlError
@@ -38,17 +39,9 @@ def _serving(url: str) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    """Running, as opposed to gone or a zombie waiting for its reaper."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _wait_gone(pid: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while process_alive(pid):
         assert time.monotonic() < deadline, f"sandbox {pid} is still running"
         time.sleep(0.1)
 
@@ -165,7 +158,7 @@ def test_leaving_the_block_by_an_exception_stops_it(tmp_path: Path) -> None:
         started.append(sandbox)
         raise RuntimeError("boom")
     assert started == [sandbox]
-    assert not _alive(sandbox.pid)
+    assert not process_alive(sandbox.pid)
     assert not _serving(sandbox.url)
     assert sandbox.stop() == 0, "a second stop changes nothing"
 
@@ -269,7 +262,7 @@ def _servers_of_this_process() -> list[int]:
                 entry.name.isdigit()
                 and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == os.getpid()
                 and b"serve" in (entry / "cmdline").read_bytes()
-                and _alive(int(entry.name))
+                and process_alive(int(entry.name))
             ):
                 pids.append(int(entry.name))
         except OSError:

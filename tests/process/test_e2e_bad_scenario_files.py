@@ -9,19 +9,9 @@ from __future__ import annotations
 
 import time
 
+from helpers import DUPLICATE_NAMES
+
 EXIT_TIMEOUT = 15.0
-# Two rules with one name: the first at line 2, the second (the mistake) at line 6.
-DUPLICATE_NAMES = (
-    "rules:\n"
-    "  - name: twice\n"
-    "    applies_to: charge\n"
-    "    when: {amount: 5000}\n"
-    "    then: {status: 200}\n"
-    "  - name: twice\n"
-    "    applies_to: charge\n"
-    "    when: {amount: 5001}\n"
-    "    then: {status: 200}\n"
-)
 
 
 def message_about(output: str, path) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import DUPLICATE_NAMES
 
 from sandbox.app import create_app
 from sandbox.cli import main
@@ -53,15 +54,7 @@ BAD_FILES = {
         mentions=("700", "fix"),
     ),
     "duplicate_names": Bad(
-        "rules:\n"
-        "  - name: twice\n"
-        "    applies_to: charge\n"
-        "    when: {amount: 5000}\n"
-        "    then: {status: 200}\n"
-        "  - name: twice\n"
-        "    applies_to: charge\n"
-        "    when: {amount: 5001}\n"
-        "    then: {status: 200}\n",
+        DUPLICATE_NAMES,
         line=6,
         mentions=("twice", "line 2", "own name"),
     ),
