@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from sandbox.auth import Auth
 from sandbox.errors import ApiError, ConfigError, InternalError, InvalidRequest, UnsupportedMedia
+from sandbox.findings import Watcher, warning
 from sandbox.models import Entry, Kind, Reply
 from sandbox.openapi import Contract
 from sandbox.payments import Payments
@@ -75,8 +76,11 @@ class Call:
 class PaymentsAPI:
     """A plain ASGI app: the request path of every API call is short and measured (bench/)."""
 
-    def __init__(self, contract: Contract, payments: Payments, auth: Auth, settings: Settings) -> None:
+    def __init__(
+        self, contract: Contract, payments: Payments, auth: Auth, settings: Settings, watcher: Watcher
+    ) -> None:
         self.contract = contract
+        self.watcher = watcher
         self.auth = auth
         self.payments = payments
         self.store = payments.store
@@ -143,6 +147,11 @@ class PaymentsAPI:
             raw[:_JOURNAL_BODY_LIMIT] if raw else None,
             call.content[:_JOURNAL_BODY_LIMIT],
         )
+        if call.tenant is not None:
+            found = self.watcher.observe(entry, call.headers)
+            if found:
+                entry.findings = found
+                call.headers = {**call.headers, "Sandbox-Warning": warning(found)}
         try:
             await self.store.record(entry)
         except StoreUnavailable:  # the client still gets its answer; the entry is lost while the store is away

@@ -21,6 +21,7 @@ from sandbox.auth import Auth
 from sandbox.control import Control
 from sandbox.dashboard import Dashboard
 from sandbox.errors import ApiError, HeadersTooLarge, MethodNotAllowed, Misdirected, NotFound, Overloaded, envelope
+from sandbox.findings import Watcher
 from sandbox.guard import HostCheck
 from sandbox.models import new_id
 from sandbox.openapi import load_contract
@@ -145,9 +146,10 @@ def create_app(settings: Settings) -> Front:
     rules = load_rules(settings.scenario_files())
     store = open_store(settings)
     payments = Payments(store, rules, settings.idempotency_keys)
-    tenants = Tenants(payments, store, Worker())
+    watcher = Watcher()
+    tenants = Tenants(payments, store, Worker(), watcher)
     auth = Auth(settings)
-    api = PaymentsAPI(contract, payments, auth, settings)
+    api = PaymentsAPI(contract, payments, auth, settings, watcher)
     control = Control(contract, tenants, auth, settings)
     dashboard = Dashboard(tenants, auth, settings, contract.prefix)
     handlers: dict[Any, Any] = {

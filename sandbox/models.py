@@ -174,6 +174,8 @@ class Entry:
     scenario: str | None
     request_body: bytes | None
     response_body: bytes
+    fault: str | None = None  # the network fault the client got instead of a whole answer (faults.py)
+    findings: tuple[Finding, ...] = ()  # what this call showed the client doing wrong (findings.py)
 
     def view(self) -> dict[str, Any]:
         """What the control API and the dashboard show: bodies parsed (or as text when cut short or
@@ -191,7 +193,35 @@ class Entry:
             "response_body": _decoded(self.response_body),
             "started_at": rfc3339(self.started),
             "duration_ms": round(self.duration * 1000, 3),
+            "fault": self.fault,
+            "findings": [finding.view() for finding in self.findings],
         }
+
+    def notes(self) -> str | None:
+        """The fault and findings as one JSON text (how the SQLite and Redis stores keep them)."""
+        if self.fault is None and not self.findings:
+            return None
+        return json.dumps([self.fault, [[f.code, list(f.requests)] for f in self.findings]], separators=(",", ":"))
+
+    @staticmethod
+    def noted(text: str | None) -> tuple[str | None, tuple[Finding, ...]]:
+        """`notes()` back: the fault and the findings."""
+        if not text:
+            return None, ()
+        fault, findings = json.loads(text)
+        return fault, tuple(Finding(code, tuple(requests)) for code, requests in findings)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something a call showed the client doing wrong: a code (findings.py names them all) and the
+    journal ids of the calls involved, earliest first; the last is the call that showed it."""
+
+    code: str
+    requests: tuple[str, ...]
+
+    def view(self) -> dict[str, Any]:
+        return {"code": self.code, "requests": list(self.requests)}
 
 
 def _decoded(raw: bytes | None) -> Any:

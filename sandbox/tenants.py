@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from sandbox.errors import ConfigError, InvalidRequest
+from sandbox.findings import Watcher
 from sandbox.models import LAST_INSTANT, Charge, Summary, rfc3339
 from sandbox.payments import Payments, now_of
 from sandbox.scenarios import RuleSet, parse_rules, rules_from_catalog
@@ -26,14 +27,16 @@ UPLOADED = "request:"  # how the source of an uploaded rule begins (`request:<te
 
 
 class Tenants:
-    def __init__(self, payments: Payments, store: Store, worker: Worker) -> None:
+    def __init__(self, payments: Payments, store: Store, worker: Worker, watcher: Watcher) -> None:
         self.payments = payments
         self.store = store
         self.worker = worker
+        self.watcher = watcher  # what this process remembers of each tenant's calls (findings.py)
 
     async def reset(self, key: str | None) -> None:
         """Forget one tenant (charges, refunds, keys, journal, clock, rules), or every tenant."""
         await self.store.reset(key)
+        self.watcher.forget(key)
 
     async def advance_clock(self, key: str, seconds: Any) -> TenantMeta:
         """Move a tenant's clock forward, settling what becomes due; never past year 9999."""

@@ -561,13 +561,15 @@ def entry_value(e: Entry) -> bytes:
     """A header line of JSON (lengths of the bodies included), then the bodies' bytes as they are."""
     request = -1 if e.request_body is None else len(e.request_body)
     head = [e.id, e.tenant, e.method, e.path, e.query, e.status, e.started, e.duration, e.idempotency_key]
-    return dumps([*head, e.scenario, request]) + b"\n" + (e.request_body or b"") + e.response_body
+    return dumps([*head, e.scenario, request, e.notes()]) + b"\n" + (e.request_body or b"") + e.response_body
 
 
 def entry_of(raw: bytes) -> Entry:
     head, _, bodies = raw.partition(b"\n")  # JSON has no raw newline: the first ends the header
-    id_, tenant, method, path, query, status, started, duration, key, scenario, request = loads(head)
+    id_, tenant, method, path, query, status, started, duration, key, scenario, request, *notes = loads(head)
     body = None if request < 0 else bodies[:request]
+    fault, findings = Entry.noted(notes[0] if notes else None)  # entries written by earlier versions have no notes
     return Entry(
-        id_, tenant, method, path, query, status, started, duration, key, scenario, body, bodies[max(request, 0) :]
-    )
+        id_, tenant, method, path, query, status, started, duration, key, scenario, body, bodies[max(request, 0) :],
+        fault, findings,
+    )  # fmt: skip

@@ -79,6 +79,9 @@ class SQLiteStore(Store):
             found = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
             if found is None:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif found[0] == "1":  # version 1 (0.x) kept no fault or findings with a journal entry
+                db.execute("ALTER TABLE journal ADD COLUMN notes TEXT")
+                db.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (SCHEMA_VERSION,))
             elif found[0] != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError(f"it holds schema version {found[0]}, this sandbox writes {SCHEMA_VERSION}")
 
@@ -509,10 +512,11 @@ class SQLiteStore(Store):
     async def record(self, entry: Entry) -> None:
         def work(db: sqlite3.Connection) -> None:
             db.execute(
-                f"INSERT INTO journal ({JOURNAL}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO journal ({JOURNAL}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     entry.id, entry.tenant, entry.method, entry.path, entry.query, entry.status, entry.started,
                     entry.duration, entry.idempotency_key, entry.scenario, entry.request_body, entry.response_body,
+                    entry.notes(),
                 ),
             )  # fmt: skip
             self._inserted += 1
@@ -528,7 +532,7 @@ class SQLiteStore(Store):
             ("n > ? AND tenant = ?", (self._floor(), tenant)) if tenant is not None else ("n > ?", (self._floor(),))
         )
         rows = self._read(f"SELECT {JOURNAL} FROM journal WHERE {where} ORDER BY n DESC LIMIT ?", (*args, limit or -1))
-        return [Entry(*row) for row in rows]
+        return [_entry(row) for row in rows]
 
     async def entries_after(self, cursor: str) -> list[Entry] | None:
         floor = self._floor()
@@ -538,7 +542,7 @@ class SQLiteStore(Store):
         if not found:
             return None
         rows = self._read(f"SELECT {JOURNAL} FROM journal WHERE n > ? ORDER BY n DESC", (found[0][0],))
-        return [Entry(*row) for row in rows]
+        return [_entry(row) for row in rows]
 
     async def journal_stats(self, tenant: str | None) -> tuple[int, float | None, str]:
         floor = self._floor()
@@ -561,3 +565,9 @@ class SQLiteStore(Store):
                 db.execute("DELETE FROM journal WHERE tenant = ?", (tenant,))
 
         return await self._submit(work)
+
+
+def _entry(row: tuple[Any, ...]) -> Entry:
+    entry = Entry(*row[:-1])
+    entry.fault, entry.findings = Entry.noted(row[-1])
+    return entry

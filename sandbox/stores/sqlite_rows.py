@@ -10,7 +10,7 @@ from typing import Any
 
 from sandbox.models import Charge, Summary
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tenants (
@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS rules (tenant TEXT PRIMARY KEY, version TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS journal (
     n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, tenant TEXT, method TEXT NOT NULL, path TEXT NOT NULL,
     query TEXT NOT NULL, status INTEGER NOT NULL, started REAL NOT NULL, duration REAL NOT NULL,
-    idempotency_key TEXT, scenario TEXT, request_body BLOB, response_body BLOB NOT NULL);
+    idempotency_key TEXT, scenario TEXT, request_body BLOB, response_body BLOB NOT NULL, notes TEXT);
 CREATE INDEX IF NOT EXISTS journal_tenant ON journal (tenant, n);
 """
 CHARGE = (
@@ -56,7 +56,8 @@ CHARGE = (
 TENANT = "key, clock_offset, rules_version, next_settle"
 SUMMARY = "key, charges, succeeded, pending, failed, refunds, clock_offset, uploaded, next_settle"
 JOURNAL = (
-    "id, tenant, method, path, query, status, started, duration, idempotency_key, scenario, request_body, response_body"
+    "id, tenant, method, path, query, status, started, duration, idempotency_key, scenario, request_body, "
+    "response_body, notes"
 )
 
 
