@@ -1,4 +1,5 @@
-"""The control API under /__sandbox: health, tenants, scenarios, journal, reset, seed, clock.
+"""The control API under /__sandbox: health, tenants, scenarios, journal, findings, coverage, reset,
+seed, clock.
 
 Calls act on the tenant named by `Authorization: Bearer` (the same tenant the API sees), or on
 every tenant when no token is given. With a control token configured, every call except health
@@ -19,6 +20,7 @@ from starlette.routing import Route
 from sandbox import __version__
 from sandbox.auth import Auth
 from sandbox.errors import InvalidRequest, Unauthorized
+from sandbox.findings import CODES, coverage_of, findings_of
 from sandbox.guard import JSON_TYPES, YAML_TYPES, refuse_cross_site, require_body_type
 from sandbox.models import rfc3339
 from sandbox.numbers import whole
@@ -45,6 +47,8 @@ class Control:
             ("/scenarios", self.scenarios, "GET"),
             ("/scenarios", self.add_scenarios, "POST"),
             ("/requests", self.requests, "GET"),
+            ("/findings", self.findings, "GET"),
+            ("/coverage", self.coverage, "GET"),
             ("/reset", self.reset, "POST"),
             ("/clock/advance", self.advance_clock, "POST"),
             ("/seed", self.seed, "POST"),
@@ -137,6 +141,15 @@ class Control:
             and (code is None or e.status == code)
         ]
         return json_response(200, {"requests": entries})
+
+    async def findings(self, request: Request) -> Response:
+        code = request.query_params.get("code")
+        if code is not None and code not in CODES:
+            raise InvalidRequest("parameter_invalid", f"code must be one of {', '.join(CODES)}.", "code")
+        return json_response(200, {"findings": await findings_of(self.tenants, self._tenant(request), code)})
+
+    async def coverage(self, request: Request) -> Response:
+        return json_response(200, await coverage_of(self.tenants, self._tenant(request)))
 
     async def reset(self, request: Request) -> Response:
         tenant = self._tenant(request)
