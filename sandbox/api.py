@@ -17,10 +17,11 @@ from urllib.parse import parse_qsl
 
 from starlette.types import Receive, Scope, Send
 
+from sandbox import faults
 from sandbox.auth import Auth
 from sandbox.errors import ApiError, ConfigError, InternalError, InvalidRequest, UnsupportedMedia
 from sandbox.findings import Watcher, warning
-from sandbox.models import Entry, Kind, Reply
+from sandbox.models import Entry, Fault, Kind, Reply
 from sandbox.openapi import Contract
 from sandbox.payments import Payments
 from sandbox.settings import Settings
@@ -35,7 +36,10 @@ _log = logging.getLogger("sandbox")
 class Call:
     """One API call as it goes through the steps: the headers it is read by, then what it got."""
 
-    __slots__ = ("authorization", "content", "ctype", "headers", "key", "length", "raw", "scenario", "status", "tenant")
+    __slots__ = (
+        "authorization", "content", "ctype", "fault", "headers", "key", "length", "raw", "scenario", "status", "tenant",
+        "whole",
+    )  # fmt: skip
 
     def __init__(self, scope: Scope) -> None:
         self.authorization: str | None = None
@@ -57,6 +61,8 @@ class Call:
         self.content = b""
         self.headers: dict[str, str] = {}
         self.scenario: str | None = None
+        self.fault: Fault | None = None
+        self.whole = 0  # the length of the answer's body when a fault sends only part of it
 
     def replied(self, reply: Reply) -> None:
         self.status, self.content, self.headers, self.scenario = (
@@ -67,6 +73,9 @@ class Call:
         )
         if reply.scenario:
             self.headers = {**reply.headers, "Sandbox-Scenario": reply.scenario}
+        if reply.fault is not None:  # from here on, status and content are what the client is sent
+            self.fault, self.whole = reply.fault, len(self.content)
+            self.status, self.content = faults.sent(reply.fault, self.status, self.content)
 
     def failed(self, error: BaseException) -> None:
         known, self.content = render(error)
@@ -111,7 +120,12 @@ class PaymentsAPI:
             call.failed(error)
             bug = error
         await self.journal(call, scope, started, time.perf_counter() - clock)
-        if call.status != 499:  # a client that left is journaled, not answered
+        if call.fault is not None:
+            await faults.deliver(
+                call.fault, scope, send, call.status, call.content, call.whole, scope.get("request_id"), call.headers,
+                self.stopping,
+            )  # fmt: skip
+        elif call.status != 499:  # a client that left is journaled, not answered
             await self.respond(call, scope, send)
         if bug is not None:
             raise bug  # after the answer: the server logs it; an in-process test client fails the test
@@ -146,6 +160,7 @@ class PaymentsAPI:
             call.scenario,
             raw[:_JOURNAL_BODY_LIMIT] if raw else None,
             call.content[:_JOURNAL_BODY_LIMIT],
+            call.fault.kind if call.fault else None,
         )
         if call.tenant is not None:
             found = self.watcher.observe(entry, call.headers)

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.api import PaymentsAPI
 from sandbox.auth import Auth
+from sandbox.chaos import Chaos
 from sandbox.control import Control
 from sandbox.dashboard import Dashboard
 from sandbox.errors import ApiError, HeadersTooLarge, MethodNotAllowed, Misdirected, NotFound, Overloaded, envelope
@@ -145,7 +146,7 @@ def create_app(settings: Settings) -> Front:
     contract = load_contract(settings.spec, check_document=settings.spec.resolve() != BUNDLED_SPEC.resolve())
     rules = load_rules(settings.scenario_files())
     store = open_store(settings)
-    payments = Payments(store, rules, settings.idempotency_keys)
+    payments = Payments(store, rules, settings.idempotency_keys, Chaos(settings.chaos_seed))
     watcher = Watcher()
     tenants = Tenants(payments, store, Worker(), watcher)
     auth = Auth(settings)

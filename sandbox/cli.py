@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sandbox import __version__
+from sandbox.chaos import profile_path
 from sandbox.errors import ConfigError
 from sandbox.numbers import decimal, whole
 from sandbox.settings import BUNDLED_SPEC, Settings
@@ -55,6 +56,21 @@ def _seconds(text: str) -> float:
     if number is None or number > 86_400:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds from 0 to 86400")
     return number
+
+
+def _chaos_seed(text: str) -> int:
+    number = whole(text)
+    if number is None or not 0 <= number < 2**63:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number from 0 to 2**63-1")
+    return number
+
+
+def _profile(text: str) -> str:
+    try:
+        profile_path(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--chaos {text}: ")) from None
+    return text
 
 
 def _store(text: str) -> str:
@@ -196,6 +212,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--idempotency-keys", type=_positive, default=10_000, help="idempotency results kept per tenant (default 10000)"
     )
+    serve.add_argument(
+        "--chaos",
+        type=_profile,
+        metavar="PROFILE",
+        help="a built-in chaos profile after every other rule: flaky-network (about 2%% resets, 1%% 503s, "
+        "1%% slow bodies on charges and refunds) or bad-day (several times that, and 429s)",
+    )
+    serve.add_argument(
+        "--chaos-seed",
+        type=_chaos_seed,
+        default=0,
+        metavar="N",
+        help="seed of every tenant's draws for rules with a probability (default 0): the same requests in "
+        "the same order meet the same faults",
+    )
     serve.add_argument("--access-log", action="store_const", const=True, default=None, help="log every request line")
 
     check = commands.add_parser("check", help="check scenario files; exit 0 when all are valid, 1 otherwise")
@@ -226,6 +257,8 @@ def _from_env(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: S
         "idempotency_keys": _positive,
         "no_default_scenarios": _flag,
         "access_log": _flag,
+        "chaos": _profile,
+        "chaos_seed": _chaos_seed,
     }
     given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
     for name, convert in converters.items():
@@ -262,6 +295,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         control_token=args.control_token or None,
         journal_size=args.journal_size,
         idempotency_keys=args.idempotency_keys,
+        chaos=args.chaos,
+        chaos_seed=args.chaos_seed,
     )
 
 

@@ -132,12 +132,14 @@ class Refund:
 
 @dataclass
 class Reply:
-    """An answer of the API: status, JSON body, extra headers, and the scenario rule behind it."""
+    """An answer of the API: status, JSON body, extra headers, the scenario rule behind it, and the
+    network fault it is sent with (never saved under an idempotency key: a replay is sent whole)."""
 
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     scenario: str | None = None
+    fault: Fault | None = None
 
     def dumps(self) -> str:
         return json.dumps([self.status, self.body, self.headers, self.scenario], separators=(",", ":"))
@@ -146,6 +148,25 @@ class Reply:
     def loads(cls, text: str) -> Reply:
         status, body, headers, scenario = json.loads(text)
         return cls(status, body, headers, scenario)
+
+
+class FaultKind(StrEnum):
+    """A network fault a scenario rule can send instead of a whole answer (faults.py sends them)."""
+
+    CONNECTION_RESET = "connection_reset"  # an RST: not a byte of the answer
+    EMPTY_RESPONSE = "empty_response"  # the connection closed without a byte
+    TRUNCATED_BODY = "truncated_body"  # the head and half the body, then the connection closed
+    MALFORMED_JSON = "malformed_json"  # a whole answer whose body is not JSON
+    SLOW_BODY = "slow_body"  # the body at `bytes_per_second`
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A rule's `then.fault`: which fault, and whether the charge or refund is stored before it."""
+
+    kind: FaultKind
+    commit: bool
+    bytes_per_second: int = 100
 
 
 @dataclass

@@ -13,9 +13,10 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from sandbox.chaos import Chaos
 from sandbox.errors import Conflict, InvalidRequest, NotFound, envelope
 from sandbox.models import Charge, Kind, Outcome, Refund, Reply, Saved, Status, new_id
 from sandbox.scenarios import Rule, RuleSet, rules_from_catalog
@@ -45,10 +46,13 @@ class Attempt:
 
 
 class Payments:
-    def __init__(self, store: Store, rules: RuleSet, idempotency_keys: int = 10_000) -> None:
+    def __init__(
+        self, store: Store, rules: RuleSet, idempotency_keys: int = 10_000, chaos: Chaos | None = None
+    ) -> None:
         self.store = store
         self.rules = rules
         self.idempotency_keys = idempotency_keys
+        self.chaos = chaos or Chaos(0)
         self._rulesets: OrderedDict[str, RuleSet] = OrderedDict()
 
     # -- state access ---------------------------------------------------------------------
@@ -105,14 +109,14 @@ class Payments:
             saved = await self.store.saved(tenant_key, key, now_of(meta), IDEMPOTENCY_TTL)
             if saved is not None:
                 return _replay(saved, fingerprint, key)
-        rule = await self._match(meta, kind, body)
+        rule = await self._match(tenant_key, meta, kind, body)
         marker = ""
         if rule is not None and rule.fail_first:
             # Per payment: the key names it when there is one, so two payments with equal bodies
             # and their own keys each fail once; without a key, the body is all there is.
             marker = "key:" + key if key is not None else "body:" + _fingerprint(kind, body)
             if await self.store.mark(tenant_key, marker, self.idempotency_keys):
-                return _error_reply(rule)
+                return _faulted(_error_reply(rule), rule)
         if key is not None:
             now = now_of(meta) if meta is not None else time.time()
             earlier = await self.store.claim(
@@ -139,14 +143,14 @@ class Payments:
             raise
         if retried is not None:
             reply.scenario = retried.name  # the client sees which rule let the retry through
-        return reply
+        return _faulted(reply, rule)
 
     async def abandon(self, attempt: Attempt) -> None:
         """Release the idempotency key of an attempt that never finished."""
         if attempt.key is not None:
             await self.store.save_reply(attempt.tenant_key, attempt.key, None)
 
-    async def _match(self, meta: TenantMeta | None, kind: Kind, body: dict[str, Any]) -> Rule | None:
+    async def _match(self, tenant_key: str, meta: TenantMeta | None, kind: Kind, body: dict[str, Any]) -> Rule | None:
         rules = self.rules if meta is None or meta.rules_version is None else await self.rules_for(meta)
         metadata = body.get("metadata") or {}
         named = metadata.get("sandbox_scenario")
@@ -156,14 +160,18 @@ class Payments:
                 f"No scenario rule named {named[:64]!r}; GET /__sandbox/scenarios lists them.",
                 "metadata.sandbox_scenario",
             )
+
+        def fires(probability: float | None) -> bool:
+            return self.chaos.fires(tenant_key, probability)
+
         if kind == Kind.CHARGE:
-            return rules.match(Kind.CHARGE, body["amount"], body["currency"], metadata)
+            return rules.match(Kind.CHARGE, body["amount"], body["currency"], metadata, fires)
         charge = await self.store.charge(meta.key, body["charge_id"]) if meta is not None else None
         if charge is None:
             return None  # the refund answers 404
         if named is not None:
             return rules.by_name.get((Kind.REFUND, named))
-        return rules.match(Kind.REFUND, charge.amount, charge.currency, charge.metadata)
+        return rules.match(Kind.REFUND, charge.amount, charge.currency, charge.metadata, fires)
 
     async def _charge(self, attempt: Attempt, rule: Rule | None) -> Reply:
         record = rule.record if rule else Outcome.SUCCEEDED
@@ -196,7 +204,7 @@ class Payments:
             # retry with the same key gets the charge, not another timeout.
             succeeded = record == Outcome.SUCCEEDED and charge
             committed = Reply(200, charge.wire(), {}, rule.name) if succeeded and charge else reply
-        saved = None if reply.status in _NOT_SAVED else committed
+        saved = None if _unsaved(reply, rule) else committed
         if charge is not None:
             await self.store.add_charge(attempt.tenant_key, charge, attempt.key, saved)
         elif attempt.key is not None:
@@ -228,7 +236,7 @@ class Payments:
 
         def saved(verdict: tuple[Reply, Reply]) -> Reply | None:
             committed, reply = verdict
-            return None if reply.status in _NOT_SAVED else committed
+            return None if _unsaved(reply, rule) else committed
 
         _, reply = await self.store.refund(attempt.tenant_key, body["charge_id"], decide, attempt.key, saved)
         return reply
@@ -297,6 +305,19 @@ def _replay(saved: Saved, fingerprint: str, key: str) -> Reply:
         )
     first: Reply = saved.reply
     return Reply(first.status, first.body, {**first.headers, "Idempotent-Replayed": "true"}, first.scenario)
+
+
+def _unsaved(reply: Reply, rule: Rule | None) -> bool:
+    """Whether the result is kept from the idempotency key, so that a retry with it is processed afresh."""
+    return reply.status in _NOT_SAVED or (rule is not None and rule.fault is not None and not rule.fault.commit)
+
+
+def _faulted(reply: Reply, rule: Rule | None) -> Reply:
+    """The reply as it goes out: with the rule's network fault, if it has one. (The saved reply,
+    a separate object, has none: a replay under the idempotency key is sent whole.)"""
+    if rule is None or rule.fault is None:
+        return reply
+    return replace(reply, fault=rule.fault)
 
 
 def _name(rule: Rule | None) -> str | None:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sandbox import scenario_schema, scenario_yaml
 from sandbox.errors import ConfigError
+from sandbox.models import Fault, FaultKind
 from sandbox.scenario_overlaps import check_overlaps
 from sandbox.scenario_yaml import shown
 from sandbox.settings import DEFAULT_SCENARIOS
@@ -61,6 +63,8 @@ class Rule:
     delay_ms: int
     headers: tuple[tuple[str, str], ...]
     fail_first: bool
+    fault: Fault | None
+    probability: float | None  # None: the rule fires whenever it matches
     source: str
     order: int
     spec: dict[str, Any]
@@ -99,7 +103,11 @@ class RuleSet:
     def names(self) -> set[str]:
         return {name for _, name in self.by_name}
 
-    def match(self, kind: str, amount: int, currency: str, metadata: dict[str, str]) -> Rule | None:
+    def match(
+        self, kind: str, amount: int, currency: str, metadata: dict[str, str], fires: Fires = lambda p: True
+    ) -> Rule | None:
+        """The first rule that matches and fires (`fires(probability)`: a rule with a probability fires
+        by chance). A rule named in metadata.sandbox_scenario always fires."""
         # A name picks the rule of this kind so named; a name only the other kind has (a charge
         # naming a refund rule, so that its refunds fail) leaves the amount rules in force.
         named = self.by_name.get((kind, metadata.get("sandbox_scenario", "")))
@@ -107,11 +115,12 @@ class RuleSet:
             return named
         best: Rule | None = None
         for rule in self._exact.get((kind, amount), ()):
-            if rule.matches(amount, currency, metadata):
+            if rule.matches(amount, currency, metadata) and fires(rule.probability):
                 best = rule
                 break
         for rule in self._other[kind]:
-            if (best is None or rule.order < best.order) and rule.matches(amount, currency, metadata):
+            earlier = best is None or rule.order < best.order
+            if earlier and rule.matches(amount, currency, metadata) and fires(rule.probability):
                 best = rule
                 break
         return best
@@ -121,6 +130,9 @@ class RuleSet:
         mine = {(r.applies_to, r.name) for r in self.rules}
         rules = list(self.rules) + [r for r in base.rules if (r.applies_to, r.name) not in mine]
         return RuleSet(_renumber(rules), base.fingerprints)
+
+
+Fires = Callable[[float | None], bool]
 
 
 def rules_from_catalog(items: list[dict[str, Any]]) -> list[Rule]:
@@ -226,7 +238,8 @@ def parse_rules(raw: bytes | str, source: str, *, check_schema: bool = True) -> 
             )
         names[key] = line
         rules.append(_rule(spec, _Where(document, source, index, line), index))
-    check_overlaps(rules)
+    # A rule with a probability lets the requests it does not fire for through to the rules after it.
+    check_overlaps([rule for rule in rules if rule.probability is None])
     return rules
 
 
@@ -255,8 +268,11 @@ def _rule(spec: dict[str, Any], where: _Where | _Stored, order: int) -> Rule:
     lo, hi = _whole(lo), _whole(hi)
     if lo is not None and hi is not None and lo > hi:
         raise ConfigError(f"{where.at('when', 'amount')}: min {lo} is above max {hi}; swap them.")
+    fault = _fault(then.get("fault"), kind, then, where)
     error = then.get("error")
-    status = _whole(then.get("status", 400 if error else 200))
+    if fault is not None and not fault.commit and not error:
+        error = _CUT_BEFORE_COMMIT  # what the client would have read, had the connection held
+    status = _whole(then.get("status", 500 if error is _CUT_BEFORE_COMMIT else 400 if error else 200))
     if error and status < 400:
         raise ConfigError(f"{where}: rule {shown(name)} has an error but status {status}; use a 4xx or 5xx status.")
     if not error and status >= 400:
@@ -272,6 +288,11 @@ def _rule(spec: dict[str, Any], where: _Where | _Stored, order: int) -> Rule:
         raise ConfigError(f"{where}: fail_first_attempt needs the error of the first attempt; add error and status.")
     if then.get("fail_first_attempt") and kind in then:
         raise ConfigError(f"{where}: a fail_first_attempt rule stores nothing on its first attempt; remove `{kind}`.")
+    if then.get("fail_first_attempt") and fault is not None and fault.commit:
+        raise ConfigError(
+            f"{where.at('then', 'fault', 'commit')}: a fail_first_attempt rule stores nothing on its first attempt;"
+            " use commit: false."
+        )
     if record == "failed" and not error:
         raise ConfigError(f"{where}: a failed charge needs an error; add error: {{code, message}} and a 4xx status.")
     if (record == "pending") != ("settle" in then):
@@ -311,10 +332,43 @@ def _rule(spec: dict[str, Any], where: _Where | _Stored, order: int) -> Rule:
         delay_ms=_whole(then.get("delay_ms", 0)),
         headers=tuple(headers.items()),
         fail_first=bool(then.get("fail_first_attempt")),
+        fault=fault,
+        probability=spec.get("probability"),
         source=str(where),
         order=order,
         spec={k: v for k, v in spec.items() if k not in ("name", "applies_to")},
     )
+
+
+# The error a `commit: false` fault without one of its own stands for (sent whole by no fault but
+# cut, malformed or slow by the others).
+_CUT_BEFORE_COMMIT = {
+    "code": "processing_error",
+    "message": "The request failed before it was processed; retry it with the same Idempotency-Key.",
+}
+
+
+def _fault(spec: dict[str, Any] | None, kind: str, then: dict[str, Any], where: _Where | _Stored) -> Fault | None:
+    """A rule's `then.fault`, checked against what else the rule says."""
+    if spec is None:
+        return None
+    fault = Fault(FaultKind(spec["kind"]), bool(spec["commit"]), _whole(spec.get("bytes_per_second", 100)))
+    if "bytes_per_second" in spec and fault.kind != FaultKind.SLOW_BODY:
+        raise ConfigError(
+            f"{where.at('then', 'fault', 'bytes_per_second')}: only a slow_body fault has a rate; remove it."
+        )
+    stored = then.get(kind)
+    if not fault.commit and stored not in (None, "none"):
+        raise ConfigError(
+            f"{where.at('then', 'fault', 'commit')}: commit: false stores nothing, but the rule says"
+            f" `{kind}: {stored}`; remove `{kind}` or use commit: true."
+        )
+    if fault.commit and (stored == "none" or (stored is None and "error" in then)):
+        raise ConfigError(
+            f"{where.at('then', 'fault', 'commit')}: commit: true stores the {kind} before the fault, but the rule"
+            f" stores none; add `{kind}: succeeded` (or failed) or use commit: false."
+        )
+    return fault
 
 
 def _whole(value: Any) -> Any:

@@ -21,6 +21,8 @@ import logging
 import os
 import resource
 import signal
+import socket
+import struct
 from collections.abc import Collection
 from dataclasses import fields
 from pathlib import Path
@@ -30,6 +32,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from sandbox.app import Front
+from sandbox.faults import CONNECTION
 from sandbox.settings import Settings
 from sandbox.wire import BODY_STALLED
 
@@ -60,6 +63,8 @@ class DeadlineProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.head_since = None
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.scope[CONNECTION] = self  # type: ignore[literal-required]  # for faults on purpose
         for name, _ in self.headers:
             if name == b"content-length" or name == b"transfer-encoding":
                 self.body_since = self.loop.time()
@@ -68,6 +73,27 @@ class DeadlineProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self.body_since = None
         super().on_message_complete()
+
+    # -- faults.Connection: what a scenario's network fault does to this connection -------------
+    def reset(self) -> None:
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:  # linger on, timeout 0: closing sends an RST instead of a FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
+        self._gone()
+
+    def hang_up(self) -> None:
+        self.transport.close()  # after the data already queued has been written
+        self._gone()
+
+    def gone(self) -> bool:
+        return self.transport.is_closing()
+
+    def _gone(self) -> None:
+        # uvicorn learns of the close a loop turn later; until then it would answer 500 for an app
+        # that returned without a whole answer, so the cycle is told now.
+        if self.cycle is not None:
+            self.cycle.disconnected = True
 
     def check_deadlines(self, now: float, timeout: float) -> None:
         """Close the connection if its head is late; tell the app if its body has stalled."""

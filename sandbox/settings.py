@@ -17,6 +17,7 @@ def _bundled(name: str) -> Path:
 
 BUNDLED_SPEC = _bundled("openapi.json")
 DEFAULT_SCENARIOS = _bundled("scenarios") / "default.yaml"
+CHAOS_PROFILES = _bundled("scenarios") / "chaos"  # <name>.yaml for each `--chaos` profile
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,12 @@ class Settings:
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     jwt_leeway: float = 0.0
+    # Seeded chaos (chaos.py): a built-in profile's rules after every other rule, and the seed of
+    # every tenant's draws for rules with a probability.
+    chaos: str | None = None
+    chaos_seed: int = 0
 
     def scenario_files(self) -> tuple[Path, ...]:
-        """Scenario files in precedence order: the user's first, the built-in pack last."""
-        return self.scenarios + ((DEFAULT_SCENARIOS,) if self.default_scenarios else ())
+        """Scenario files in precedence order: the user's first, the built-in pack, the chaos profile."""
+        profile = (CHAOS_PROFILES / f"{self.chaos}.yaml",) if self.chaos else ()
+        return self.scenarios + ((DEFAULT_SCENARIOS,) if self.default_scenarios else ()) + profile

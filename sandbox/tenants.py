@@ -37,6 +37,7 @@ class Tenants:
         """Forget one tenant (charges, refunds, keys, journal, clock, rules), or every tenant."""
         await self.store.reset(key)
         self.watcher.forget(key)
+        self.payments.chaos.forget(key)
 
     async def advance_clock(self, key: str, seconds: Any) -> TenantMeta:
         """Move a tenant's clock forward, settling what becomes due; never past year 9999."""

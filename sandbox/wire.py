@@ -59,13 +59,20 @@ def error_response(error: BaseException) -> Response:
 async def send_json(
     send: Send, status: int, content: bytes, request_id: str | None, headers: dict[str, str] | None = None
 ) -> None:
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
+    await send_head(send, status, len(content), request_id, headers)
+    await send({"type": "http.response.body", "body": content})
+
+
+async def send_head(
+    send: Send, status: int, length: int, request_id: str | None, headers: dict[str, str] | None = None
+) -> None:
+    """The status line and headers of a JSON answer of `length` bytes."""
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(length).encode())]
     if request_id:
         raw_headers.append((b"request-id", request_id.encode()))
     if headers:
         raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": content})
 
 
 # Set in the scope by the server (server.py) when a request's body has stalled for --header-timeout

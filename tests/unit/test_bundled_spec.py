@@ -95,4 +95,14 @@ def test_the_built_in_scenario_pack_passes_the_scenario_schema():
 
     rules = parse_rules(DEFAULT_SCENARIOS.read_bytes(), str(DEFAULT_SCENARIOS), check_schema=True)
 
-    assert len(rules) == 11
+    assert len(rules) == 17
+
+
+@pytest.mark.parametrize("name", ["flaky-network", "bad-day"])
+def test_the_chaos_profiles_pass_the_scenario_schema_and_fire_by_chance(name):
+    from sandbox.chaos import profile_path
+    from sandbox.scenarios import parse_rules
+
+    rules = parse_rules(profile_path(name).read_bytes(), name, check_schema=True)
+
+    assert rules and all(rule.probability is not None and 0 < rule.probability < 0.1 for rule in rules)

@@ -31,6 +31,7 @@ class Bad:
     mentions: tuple[str, ...]  # what the message must say: the culprit and the fix
 
 
+RULE_HEAD = "rules:\n  - name: cut\n    applies_to: charge\n    when: {amount: 5000}\n    then:\n"
 BAD_FILES = {
     "yaml_syntax": Bad(
         "rules:\n  - name: broken\n    applies_to: charge\n    when: {amount: [1, 2}\n    then: {status: 200}\n",
@@ -121,6 +122,38 @@ BAD_FILES = {
         "rules:\n  - name: truthy\n    applies_to: charge\n    when: {amount: 5000}\n    then: {status: true}\n",
         line=5,
         mentions=('true is not of type "integer"',),
+    ),
+    "fault_unknown_kind": Bad(
+        RULE_HEAD + "      fault: {kind: connection_refused, commit: true}\n",
+        line=6,
+        mentions=("connection_refused", "connection_reset", "slow_body"),
+    ),
+    "fault_without_commit": Bad(
+        RULE_HEAD + "      fault: {kind: connection_reset}\n",
+        line=6,
+        mentions=('"commit" is missing',),
+    ),
+    "fault_before_commit_storing": Bad(
+        RULE_HEAD + "      charge: succeeded\n      fault: {kind: connection_reset, commit: false}\n",
+        line=7,
+        mentions=("commit: false stores nothing", "charge: succeeded", "commit: true"),
+    ),
+    "fault_after_commit_storing_nothing": Bad(
+        RULE_HEAD + "      status: 500\n      error: {code: processing_error, message: No.}\n"
+        "      fault: {kind: truncated_body, commit: true}\n",
+        line=8,
+        mentions=("commit: true stores the charge", "charge: succeeded", "commit: false"),
+    ),
+    "fault_rate_not_slow": Bad(
+        RULE_HEAD + "      fault: {kind: truncated_body, commit: true, bytes_per_second: 10}\n",
+        line=6,
+        mentions=("only a slow_body", "remove it"),
+    ),
+    "probability_over_one": Bad(
+        "rules:\n  - name: often\n    applies_to: charge\n    when: {amount: 5000}\n    probability: 1.5\n"
+        "    then: {delay_ms: 10}\n",
+        line=5,
+        mentions=("1.5", "from 0 to 1"),
     ),
 }
 
