@@ -23,7 +23,7 @@ PROFILES: dict[str, Path] = {path.stem: path for path in sorted(CHAOS_PROFILES.g
 def profile_path(name: str) -> Path:
     """The scenario file of the built-in chaos profile `name`."""
     if name not in PROFILES:
-        raise ConfigError(f"--chaos {name}: no such chaos profile; use one of {', '.join(PROFILES)}.")
+        raise ConfigError(f"--chaos {name}: no chaos profile {name!r}; use one of {', '.join(PROFILES)}.")
     return PROFILES[name]
 
 
