@@ -60,7 +60,8 @@ def test_a_truncated_body_announces_the_whole_length_and_sends_half(tenant):
 
     call = _last_call(tenant)
     sent = call["response_body"]  # half a JSON text is kept as text
-    assert isinstance(sent, str) and sent.startswith('{"id":"ch_')
+    assert isinstance(sent, str)
+    assert sent.startswith('{"id":"ch_')
     assert f"received {len(sent)} bytes, expected" in str(caught.value)
     assert call["status"] == 200
 
