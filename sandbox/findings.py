@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
@@ -63,7 +62,7 @@ MAX_TENANTS = 10_000
 MAX_KEYS = 64
 MAX_POSTS = 32
 MAX_PATHS = 16
-MAX_ITEMS = 200_000  # about 30 MB at worst
+MAX_ITEMS = 100_000  # about 200 bytes each: 20 MB at worst
 
 
 class _Post:
@@ -165,7 +164,7 @@ def _post(memory: _Memory, entry: Entry, headers: Mapping[str, str]) -> tuple[Fi
     error = _error(entry.response_body) if status >= 400 else None
     hard = error is not None and error.get("retryable") is False
     answered = now + entry.duration
-    not_before = answered + _retry_after(headers) if status >= 400 else 0.0
+    not_before = _not_before(headers, answered) if status >= 400 else answered
     found: list[Finding] = []
     first = None
     if key is not None:
@@ -173,6 +172,8 @@ def _post(memory: _Memory, entry: Entry, headers: Mapping[str, str]) -> tuple[Fi
         if first is None:
             memory.keys[key] = entry.id
             _trim(memory.keys, MAX_KEYS)
+    if memory.posts and now - next(reversed(memory.posts.values())).at > RETRY_WINDOW:
+        memory.posts.clear()  # even the newest is too old to be retried: no fingerprint needed
     # Only a POST that may be a retry, or that a retry may repeat, needs its body fingerprinted.
     fingerprint = _fingerprint(entry) if memory.posts or failed or hard or not_before > answered else None
     earlier = memory.posts.get(fingerprint) if fingerprint is not None else None
@@ -225,21 +226,22 @@ def _error(body: bytes) -> dict[str, Any] | None:
     return error if isinstance(error, dict) else None
 
 
-def _retry_after(headers: Mapping[str, str]) -> float:
-    """The seconds the answer's Retry-After asks for (a number or an HTTP date); 0 without one."""
+def _not_before(headers: Mapping[str, str], answered: float) -> float:
+    """When the answer's Retry-After (seconds after the answer, or an HTTP date) lets a retry come;
+    `answered` when it has none."""
     value = headers.get("Retry-After")
     if value is None:
         value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
         if value is None:
-            return 0.0
+            return answered
     try:
-        return max(float(value), 0.0)
+        return answered + max(float(value), 0.0)
     except ValueError:
         pass
     try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+        return max(parsedate_to_datetime(value).timestamp(), answered)
     except (TypeError, ValueError):
-        return 0.0  # not a Retry-After a client could follow either
+        return answered  # not a Retry-After a client could follow either
 
 
 # -- the reports --------------------------------------------------------------------------------
