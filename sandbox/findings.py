@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sandbox.models import Entry, Finding, Status, rfc3339
+from sandbox.models import Entry, FaultKind, Finding, Status, rfc3339
 
 if TYPE_CHECKING:  # tenants.py imports this module
     from sandbox.tenants import Tenants
@@ -37,7 +37,7 @@ ADVICE = {
     "hammering": "wait between identical GETs (at most 10 a second) or keep the answer you got",
 }
 CODES = tuple(ADVICE)
-FAULTS = ("connection_reset", "empty_response", "malformed_json", "slow_body", "truncated_body")
+FAULTS = tuple(sorted(kind.value for kind in FaultKind))
 # Codes of the API's own errors a client can meet on the four operations (rule sets add theirs).
 API_ERROR_CODES = frozenset(
     {
