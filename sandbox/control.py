@@ -119,6 +119,7 @@ class Control:
                 "scenarios": [{"path": p, "sha256": h} for p, h in self.tenants.payments.rules.fingerprints.items()],
                 "store": {"kind": store.kind, "reachable": True},
                 "tenants": {"count": count, "max": store.max_tenants, "dropped": dropped},
+                "chaos": {"profile": self.settings.chaos, "seed": self.settings.chaos_seed},
             },
         )
 

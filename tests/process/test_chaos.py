@@ -114,8 +114,11 @@ def test_a_chaos_profile_loads_after_every_other_rule_and_keeps_magic_amounts(sp
     try:
         rules = tenant.scenarios()
         declined = [tenant.charge(100005).json()["error"]["code"] for _ in range(30)]
+        health = tenant.http.get("/__sandbox/health").json()
     finally:
         tenant.close()
+
+    assert health["chaos"] == {"profile": "bad-day", "seed": 1}
 
     names = [rule["name"] for rule in rules]
     chaos = [rule for rule in rules if rule["name"].startswith("chaos_")]
