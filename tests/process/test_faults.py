@@ -25,7 +25,7 @@ def _post(tenant, amount: int, key: str | None = None, timeout: float = 30.0) ->
 def _last_call(tenant) -> dict:
     response = tenant.http.get("/__sandbox/requests", params={"method": "POST"})
     assert response.status_code == 200, response.text
-    return response.json()["requests"][0]
+    return response.json()["requests"][-1]  # oldest first
 
 
 @pytest.mark.parametrize(
