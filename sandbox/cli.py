@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_profile,
         metavar="PROFILE",
         help="a built-in chaos profile after every other rule: flaky-network (about 2%% resets, 1%% 503s, "
-        "1%% slow bodies on charges and refunds) or bad-day (several times that, and 429s)",
+        "1%% answers 2 s late, on charges and refunds) or bad-day (several times that, and 429s)",
     )
     serve.add_argument(
         "--chaos-seed",
