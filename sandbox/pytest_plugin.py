@@ -6,6 +6,11 @@ nothing unless a test asks for `payments_sandbox`. The server is a `Sandbox` (lo
 process, reached over HTTP only, exactly as the application under test reaches it; each test gets a
 `PaymentsSandbox`, a `Tenant` (remote.py) of it, so the helpers are the ones `Sandbox` has.
 
+At each test's teardown, before its tenant is reset, the plugin reads what the sandbox found wrong
+with the client and what it met (pytest_report.py); the session's summary prints them, and
+`--payments-sandbox-strict` / `--payments-sandbox-require` fail the session on them. Under xdist
+each worker hands its part to the controller (`workeroutput`), which alone prints, writes and fails.
+
 Why no pytest-xprocess: it keeps its state in pytest's cache (so `-p no:cacheprovider` broke every
 test) and its server outlived a pytest ended by SIGTERM. `Sandbox` starts the server with Linux's
 parent-death signal instead (launcher.py), which stops it however pytest ends, even by SIGKILL.
@@ -19,15 +24,19 @@ import os
 import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sandbox.control_client import ControlClient, ControlError
+from sandbox.pytest_report import SessionReport
 from sandbox.remote import JournalEntry, Tenant, describe
 
 __all__ = ["JournalEntry", "PaymentsSandbox"]
 
 MARKER = "payments_sandbox"
+_REPORT = pytest.StashKey[SessionReport]()
+_WORKER_KEY = "payments_sandbox"  # a worker's report in its workeroutput
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,17 +67,117 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="TOKEN",
         help="the --control-token of the sandbox at --payments-sandbox-url",
     )
+    group.addoption(
+        "--payments-sandbox-report",
+        default=None,
+        metavar="PATH",
+        help="write the session's findings (each with its test) and coverage to PATH as JSON",
+    )
+    group.addoption(
+        "--payments-sandbox-strict",
+        action="store_true",
+        default=None,
+        help="fail the session when the sandbox found anything wrong with the client",
+    )
+    group.addoption(
+        "--payments-sandbox-require",
+        action="append",
+        default=None,
+        metavar="SCENARIO,...",
+        help="fail the session unless some test met each of these scenario rules (repeatable)",
+    )
+    group.addoption(
+        "--payments-sandbox-chaos-seed",
+        default=None,
+        metavar="N",
+        help="the --chaos-seed of the sandbox the plugin starts: chaos rules answer the same for the same requests",
+    )
     parser.addini("payments_sandbox_url", "URL of an already-running sandbox to use", default="")
     parser.addini("payments_sandbox_scenarios", "scenario files or folders for every test", type="paths", default=[])
     parser.addini("payments_sandbox_store", "the --store of the sandbox the plugin starts", default="")
     parser.addini("payments_sandbox_control_token", "control token of the sandbox at payments_sandbox_url", default="")
+    parser.addini("payments_sandbox_report", "write the findings and coverage to this JSON file", default="")
+    parser.addini("payments_sandbox_strict", "fail the session on findings", type="bool", default=False)
+    parser.addini("payments_sandbox_require", "scenario rules some test must meet", type="args", default=[])
+    parser.addini("payments_sandbox_chaos_seed", "the --chaos-seed of the sandbox the plugin starts", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(scenarios=[...]): scenario files (relative to the test file) active for this test's tenant only",
+        f"{MARKER}(scenarios=[...], chaos=PROFILE): scenario files (relative to the test file) and a built-in "
+        "chaos profile (flaky-network, bad-day) active for this test's tenant only",
     )
+    if _chaos_seed(config) is not None and _external_url(config):
+        raise pytest.UsageError(
+            "--payments-sandbox-chaos-seed is for the sandbox the plugin starts; "
+            "start the one at --payments-sandbox-url with --chaos-seed instead"
+        )
+    config.stash[_REPORT] = SessionReport()
+
+
+def _chaos_seed(config: pytest.Config) -> int | None:
+    given = config.getoption("payments_sandbox_chaos_seed") or config.getini("payments_sandbox_chaos_seed")
+    if not given:
+        return None
+    seed = int(given) if given.isdigit() and given.isascii() else -1  # what the server takes, no "+1" or "1_0"
+    if not 0 <= seed < 2**63:
+        raise pytest.UsageError(f"--payments-sandbox-chaos-seed: {given!r} is not a whole number from 0 to 2**63-1")
+    return seed
+
+
+def _required(config: pytest.Config) -> list[str]:
+    """The scenario names of --payments-sandbox-require (or the ini's), commas or spaces between."""
+    given = config.getoption("payments_sandbox_require") or config.getini("payments_sandbox_require")
+    names = (name.strip() for value in given for name in value.split(","))
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker hands its report to the controller; the controller (or a run without xdist) writes
+    the JSON report and fails a passing session on what strict/require say."""
+    config = session.config
+    report = config.stash.get(_REPORT, None)
+    if report is None:
+        return
+    if _is_worker(config):
+        config.workeroutput[_WORKER_KEY] = report.data()  # type: ignore[attr-defined]
+        return
+    path = config.getoption("payments_sandbox_report") or config.getini("payments_sandbox_report")
+    if path:
+        report.write(config.invocation_params.dir / path)
+    if config.getoption("collectonly"):
+        return
+    strict = bool(config.getoption("payments_sandbox_strict") or config.getini("payments_sandbox_strict"))
+    report.reasons = report.failures(strict=strict, required=_required(config))
+    if report.reasons and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist's controller: a worker is done; take its report (none if it crashed before the end)."""
+    data = getattr(node, "workeroutput", {}).get(_WORKER_KEY)
+    if data is not None:
+        node.config.stash[_REPORT].merge(data)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    report = config.stash.get(_REPORT, None)
+    if report is None or _is_worker(config):
+        return
+    lines = report.lines()
+    if not lines and not report.reasons:
+        return
+    terminalreporter.write_sep("=", "payments-sandbox")
+    for line in lines:
+        terminalreporter.write_line(line)
+    for reason in report.reasons:
+        terminalreporter.write_line(f"payments-sandbox: failing the session: {reason}", red=True, bold=True)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -93,8 +202,9 @@ class PaymentsSandbox(Tenant):
     sandbox, reset, and its clients closed, when the test ends.
 
     Point the code under test at `base_url` with `headers` (or `token`), or use `client()` /
-    `async_client()`; inspect and steer the tenant with `requests()`, `assert_called()`, `reset()`,
-    `advance_clock()`, `seed()` and `load_scenarios()`. Nothing here is shared with any other test.
+    `async_client()`; inspect and steer the tenant with `requests()`, `assert_called()`, `findings()`,
+    `assert_no_findings()`, `coverage()`, `reset()`, `advance_clock()`, `seed()` and `load_scenarios()`.
+    Nothing here is shared with any other test.
     """
 
 
@@ -124,7 +234,9 @@ def payments_sandbox_server(request: pytest.FixtureRequest) -> Iterator[ControlC
     from sandbox.local import Sandbox
 
     store = config.getoption("payments_sandbox_store") or config.getini("payments_sandbox_store") or None
-    with Sandbox(scenarios=_scenario_paths(config), store=store, log_dir=_log_dir(request)) as sandbox:
+    seed = _chaos_seed(config)
+    args = ["--chaos-seed", str(seed)] if seed is not None else []
+    with Sandbox(scenarios=_scenario_paths(config), store=store, args=args, log_dir=_log_dir(request)) as sandbox:
         yield sandbox.control
 
 
@@ -152,9 +264,34 @@ def payments_sandbox(
         for source in marker.kwargs.get("scenarios", []):
             path = Path(source)
             sandbox.load_scenarios(path if path.is_absolute() else request.path.parent / path)
+        if marker.kwargs.get("chaos") is not None:
+            sandbox.load_scenarios(_chaos_profile(marker.kwargs["chaos"]))
     yield sandbox
     sandbox.close()
+    _read_tenant(request.config.stash[_REPORT], request.node.nodeid, sandbox)
     # Frees the tenant's memory on a long-lived (external) sandbox; the session's own sandbox may be
     # gone already when the run was interrupted.
     with contextlib.suppress(OSError, ControlError):
         sandbox.reset()
+
+
+def _chaos_profile(name: object) -> Path:
+    """The rules file of the built-in chaos profile `name`; fails the test's setup for another name."""
+    from sandbox.chaos import PROFILES, profile_path
+
+    if not isinstance(name, str) or name not in PROFILES:
+        pytest.fail(
+            f"{MARKER}(chaos={name!r}): no such chaos profile; the profiles are {', '.join(sorted(PROFILES))}",
+            pytrace=False,
+        )
+    return profile_path(name)
+
+
+def _read_tenant(report: SessionReport, nodeid: str, tenant: Tenant) -> None:
+    """Add what the test's tenant showed to the session's report, before the reset forgets it."""
+    try:
+        findings, coverage = tenant.findings(), tenant.coverage()
+    except (OSError, ControlError) as exc:  # an interrupted run, an external sandbox of an older version
+        report.add_unread(nodeid, exc)
+    else:
+        report.add(nodeid, findings, coverage)

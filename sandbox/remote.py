@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-__all__ = ["JournalEntry", "Tenant", "describe"]
+__all__ = ["Coverage", "Finding", "JournalEntry", "Met", "Tenant", "describe", "describe_finding"]
 
 
 class JournalEntry(TypedDict):
@@ -41,6 +41,33 @@ class JournalEntry(TypedDict):
     response_body: Any
     started_at: str
     duration_ms: float
+
+
+class Finding(TypedDict):
+    """Something the client got wrong, as `GET /__sandbox/findings` lists it (oldest first).
+
+    `requests` are journal ids, earliest first: the last is the call that showed it."""
+
+    code: str  # retry_without_idempotency_key, idempotency_key_reused, retry_after_ignored, ...
+    tenant: str
+    at: str  # RFC 3339 time of the call that showed it
+    requests: list[str]
+    advice: str  # one line
+
+
+class Met(TypedDict):
+    """What a client met of one kind of thing, and what it never did; both sorted."""
+
+    met: list[str]
+    missing: list[str]
+
+
+class Coverage(TypedDict):
+    """What a client has met, as `GET /__sandbox/coverage` gives it."""
+
+    scenarios: Met  # rule names
+    error_codes: Met
+    faults: Met
 
 
 class Tenant:
@@ -151,6 +178,28 @@ class Tenant:
             return path
         return api + "/" + path.lstrip("/")
 
+    # -- what the client did wrong, and what it met ---------------------------------------
+    def findings(self, code: str | None = None) -> list[Finding]:
+        """What this tenant's client got wrong so far (of one `code`, when given), oldest first."""
+        query = {"code": code} if code is not None else None
+        found: list[Finding] = self.control.call("GET", "/findings", self.token, query=query)["findings"]
+        return found
+
+    def coverage(self) -> Coverage:
+        """The scenario rules, error codes and network faults this tenant's client met, and those it
+        never did."""
+        covered: Coverage = self.control.call("GET", "/coverage", self.token)
+        return covered
+
+    def assert_no_findings(self) -> None:
+        """Fail, one line per finding (code, advice, the requests involved), if the client got
+        anything wrong."""
+        __tracebackhide__ = True
+        found = self.findings()
+        if found:
+            lines = "\n".join(describe_finding(f) for f in found)
+            raise AssertionError(f"the sandbox found what the client got wrong:\n{lines}")
+
     # -- state ----------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget this tenant's charges, refunds, idempotency keys, journal, clock and scenarios."""
@@ -195,6 +244,11 @@ def describe(entry: JournalEntry) -> str:
     query = f"?{entry['query']}" if entry.get("query") else ""
     scenario = f" [{entry['scenario']}]" if entry.get("scenario") else ""
     return f"{entry['method']} {entry['path']}{query} -> {entry['status']}{scenario}"
+
+
+def describe_finding(finding: Finding) -> str:
+    """One line for a finding: `retried_hard_decline: <advice> (requests req_1, req_2)`."""
+    return f"{finding['code']}: {finding['advice']} (requests {', '.join(finding['requests'])})"
 
 
 def _times(n: int) -> str:
