@@ -256,16 +256,18 @@ def payments_sandbox(
 ) -> Iterator[PaymentsSandbox]:
     """A tenant of its own on the session's sandbox, reset when the test ends."""
     sandbox = PaymentsSandbox(payments_sandbox_server, f"pytest-{uuid.uuid4().hex}")
+    marker = request.node.get_closest_marker(MARKER)
+    kwargs = marker.kwargs if marker is not None else {}
+    # The chaos first: what a tenant loads later goes ahead of it, so the test's own rules still
+    # answer their amounts.
+    if kwargs.get("chaos") is not None:
+        sandbox.load_scenarios(_chaos_profile(kwargs["chaos"]))
     if _external_url(request.config):  # the plugin's own server loaded them at its start
         for path in _scenario_paths(request.config):
             sandbox.load_scenarios(path)
-    marker = request.node.get_closest_marker(MARKER)
-    if marker is not None:
-        for source in marker.kwargs.get("scenarios", []):
-            path = Path(source)
-            sandbox.load_scenarios(path if path.is_absolute() else request.path.parent / path)
-        if marker.kwargs.get("chaos") is not None:
-            sandbox.load_scenarios(_chaos_profile(marker.kwargs["chaos"]))
+    for source in kwargs.get("scenarios", []):
+        path = Path(source)
+        sandbox.load_scenarios(path if path.is_absolute() else request.path.parent / path)
     yield sandbox
     sandbox.close()
     _read_tenant(request.config.stash[_REPORT], request.node.nodeid, sandbox)

@@ -38,8 +38,13 @@ def _rule_names(path: Path) -> list[str]:
     return [rule["name"] for rule in yaml.safe_load(path.read_text())["rules"]]
 
 
-def test_the_marker_loads_the_profile_for_that_test_only(pytester: pytest.Pytester) -> None:
-    expected = _rule_names(profile_path("flaky-network"))
+def test_the_marker_loads_the_profile_for_that_test_only_behind_its_own_rules(pytester: pytest.Pytester) -> None:
+    expected = _rule_names(profile_path("bad-day"))
+    pytester.makefile(
+        ".yaml",
+        teapot="rules:\n  - {name: teapot, applies_to: charge, when: {amount: 4180}, then: {status: 402, "
+        "error: {code: card_declined, message: I am a teapot.}}}\n",
+    )
     pytester.makepyfile(
         f"""
         import pytest
@@ -48,10 +53,14 @@ def test_the_marker_loads_the_profile_for_that_test_only(pytester: pytest.Pytest
             rules = payments_sandbox.control.call("GET", "/scenarios", payments_sandbox.token)["rules"]
             return [rule["name"] for rule in rules]
 
-        @pytest.mark.payments_sandbox(chaos="flaky-network")
+        @pytest.mark.payments_sandbox(chaos="bad-day", scenarios=["teapot.yaml"])
         def test_with_chaos(payments_sandbox):
             names = rule_names(payments_sandbox)
             assert set({expected!r}) <= set(names)
+            assert names.index("teapot") < min(names.index(name) for name in {expected!r})
+            with payments_sandbox.client() as client:  # about 1 in 4 charges would meet bad-day's chaos
+                answers = [client.post("/charge", json={{"amount": 4180, "currency": "USD"}}) for _ in range(30)]
+            assert {{r.headers["Sandbox-Scenario"] for r in answers}} == {{"teapot"}}
 
         def test_without(payments_sandbox):
             assert not [name for name in rule_names(payments_sandbox) if name.startswith("chaos_")]
