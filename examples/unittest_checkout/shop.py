@@ -2,7 +2,8 @@
 
 `Shop` is configured the way production configures it, with the API's base URL and a bearer token,
 and knows nothing about the sandbox. `buy()` charges an order once however often the network makes
-it retry: every attempt carries the same Idempotency-Key, and 429 and 5xx answers are retried.
+it retry: every attempt carries the same Idempotency-Key, and 429 and 5xx answers are retried, after
+the seconds Retry-After names when the answer has one. A decline is never retried.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Shop:
             response = self.api.post("/charge", json=body, headers={"Idempotency-Key": f"order-{order_id}"})
             if response.status_code not in RETRYABLE or attempt + 1 == self.attempts:
                 break
-            time.sleep(self.backoff * 2**attempt)
+            time.sleep(float(response.headers.get("Retry-After", self.backoff * 2**attempt)))
         if response.status_code in (400, 402) and response.json()["error"].get("decline_code"):
             raise Declined(response.json()["error"]["decline_code"])
         response.raise_for_status()

@@ -1,7 +1,8 @@
 """The shop's tests in plain unittest, against a real payments-sandbox started by `Sandbox`.
 
 One server for the class (started in setUpClass, stopped when the class is done, even if a test
-fails or the run is interrupted); a clean tenant for every test (`reset()` in setUp). Run them with
+fails or the run is interrupted); a clean tenant for every test (`reset()` in setUp). After each test
+the sandbox must have found nothing wrong with how the shop called it (`findings()`). Run them with
 `python -m unittest -v` in this folder.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import unittest
 from pathlib import Path
 
+import httpx
 from shop import Declined, Shop
 
 from sandbox import Sandbox
@@ -27,8 +29,14 @@ class ShopTest(unittest.TestCase):
 
     def setUp(self) -> None:
         self.sandbox.reset()
+        self.addCleanup(self.assert_no_findings)  # cleanups run last first: this one after the shop closes
         self.shop = Shop(self.sandbox.base_url, self.sandbox.token)
         self.addCleanup(self.shop.close)
+
+    def assert_no_findings(self) -> None:
+        """The shop is a well-behaved client: no keyless retry, no retried hard decline, Retry-After
+        waited, pending charges read again once settled."""
+        self.assertEqual(self.sandbox.findings(), [])
 
     def test_a_charge_succeeds(self) -> None:
         charge = self.shop.buy("A-1", 1500, "USD")
@@ -43,6 +51,13 @@ class ShopTest(unittest.TestCase):
     def test_a_503_is_retried_and_charged_once(self) -> None:
         self.shop.buy("A-3", 100503, "EUR")
         self.assertEqual([e["status"] for e in self.sandbox.requests(path="/charge")], [503, 200])
+
+    def test_a_429_is_retried_after_the_seconds_retry_after_names(self) -> None:
+        shop = Shop(self.sandbox.base_url, self.sandbox.token, attempts=2)
+        self.addCleanup(shop.close)
+        with self.assertRaises(httpx.HTTPStatusError):  # 100429 is rate limited every time
+            shop.buy("A-7", 100429, "USD")
+        self.assertEqual([e["status"] for e in self.sandbox.requests(path="/charge")], [429, 429])
 
     def test_a_pending_charge_settles_when_the_clock_moves(self) -> None:
         charge = self.shop.buy("A-4", 100202, "GBP")

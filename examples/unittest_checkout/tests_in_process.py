@@ -22,15 +22,25 @@ class InProcessTest(unittest.IsolatedAsyncioTestCase):
             transport=transport, base_url=f"{HOST}/v1/payments", headers={"Authorization": "Bearer shop"}
         )
         self.addAsyncCleanup(self.api.aclose)
+        self.addAsyncCleanup(self.assert_no_findings)  # runs first, while the client is open
+
+    async def assert_no_findings(self) -> None:
+        """The sandbox found nothing wrong with how the test called it."""
+        findings = (await self.api.get(f"{HOST}/__sandbox/findings")).json()
+        self.assertEqual(findings, {"findings": []})
 
     async def test_charge_then_refund(self) -> None:
-        charge = (await self.api.post("/charge", json={"amount": 1500, "currency": "USD"})).json()
-        refund = await self.api.post("/refund", json={"charge_id": charge["id"], "amount": 500})
+        # An Idempotency-Key on every POST, so that a retry of it could never charge or refund twice.
+        body = {"amount": 1500, "currency": "USD"}
+        charge = (await self.api.post("/charge", json=body, headers={"Idempotency-Key": "charge-1"})).json()
+        body = {"charge_id": charge["id"], "amount": 500}
+        refund = await self.api.post("/refund", json=body, headers={"Idempotency-Key": "refund-1"})
         self.assertEqual(refund.status_code, 200)
         self.assertEqual((await self.api.get(f"/charge/{charge['id']}")).json()["amount_refunded"], 500)
 
     async def test_decline_and_the_journal(self) -> None:
-        declined = await self.api.post("/charge", json={"amount": 100005, "currency": "USD"})
+        body = {"amount": 100005, "currency": "USD"}
+        declined = await self.api.post("/charge", json=body, headers={"Idempotency-Key": "charge-2"})
         self.assertEqual(declined.json()["error"]["decline_code"], "generic_decline")
         journal = (await self.api.get(f"{HOST}/__sandbox/requests")).json()["requests"]
         self.assertEqual([(e["path"], e["status"]) for e in journal], [("/v1/payments/charge", 400)])

@@ -4,7 +4,8 @@
 `npm ci` runs only when node_modules is missing or was installed from another package-lock.json (a
 stamp in node_modules, which git ignores, holds the lock file's hash), so a second run costs only
 `npm test`. Where node or npm is missing the test skips, unless PAYMENTS_SANDBOX_REQUIRE_NODE is set
-(CI sets it): then it fails, so a CI machine without Node cannot pass by skipping.
+(CI sets it): then it fails, so a CI machine without Node cannot pass by skipping. Afterwards the
+sandbox has no finding about any tenant the run used: the checkout is a client that does it right.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sandbox.launcher import start
@@ -56,3 +58,9 @@ def test_node_checkout_passes_its_tests_against_the_sandbox(tmp_path: Path) -> N
     install()
     with start(["--log-level", "warning"], log_dir=tmp_path) as server:
         npm("test", env={"PAYMENTS_SANDBOX_URL": server.base_url}, timeout=180)
+        # No bearer token: the journal and the findings of every tenant the run made (one per test).
+        calls = httpx.get(f"{server.base_url}/__sandbox/requests", timeout=10).json()["requests"]
+        findings = httpx.get(f"{server.base_url}/__sandbox/findings", timeout=10).json()
+
+    assert len({call["tenant"] for call in calls}) >= 5, "the example's tests ran against this sandbox"
+    assert findings == {"findings": []}, "the checkout is a well-behaved client"

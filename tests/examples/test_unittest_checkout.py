@@ -1,7 +1,8 @@
 """The unittest example, examples/unittest_checkout, passes its own tests as its README says to run
 them: `python -m unittest -v` in its folder, with no pytest involved. That covers `sandbox.Sandbox`
 (a real server for the test class) and the in-process way (`create_app` + `httpx.ASGITransport`).
-Afterwards no server of that run is left.
+Each of its tests ends by asserting that the sandbox found nothing wrong with the shop's calls
+(GET /__sandbox/findings is empty). Afterwards no server of that run is left.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def test_the_unittest_example_passes(tmp_path: Path) -> None:
         env={**os.environ, "TMPDIR": str(tmp_path)},  # where Sandbox puts the server's log, named by port
     )
     assert result.returncode == 0, result.stderr
-    assert "Ran 8 tests" in result.stderr
+    assert "Ran 9 tests" in result.stderr
     assert result.stderr.rstrip().endswith("OK")
     [log] = tmp_path.glob("sandbox-*.log")
     port = int(log.name.split("-")[1])

@@ -1,10 +1,12 @@
 /**
  * The checkout against a real payments-sandbox (see sandbox.ts for which one). Each test is a
  * tenant of its own. The magic amounts make the sandbox fail on purpose; the sandbox's README lists
- * them under "Scenarios".
+ * them under "Scenarios". After each test the sandbox must have found nothing wrong with how the
+ * checkout called it (GET /__sandbox/findings): no keyless retry, no retried hard decline,
+ * Retry-After waited, a pending charge read again once settled.
  */
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { after, afterEach, before, test } from "node:test";
 import createClient from "openapi-fetch";
 import { Checkout, Declined, type Order, PaymentError } from "../src/checkout.js";
 import type { paths } from "../src/payments-api.js";
@@ -20,10 +22,22 @@ after(async () => {
   await sandbox?.stop();
 });
 
+/** The tenants of the test running now. */
+let tokens: string[] = [];
+
+afterEach(async () => {
+  const used = tokens;
+  tokens = [];
+  for (const token of used) {
+    assert.deepEqual(await control(sandbox.url, token, "GET", "/findings"), { findings: [] });
+  }
+});
+
 /** A checkout for a new tenant, configured as production would configure it: a base URL and a token. */
-function newCheckout(): { checkout: Checkout; token: string } {
+function newCheckout(attempts?: number): { checkout: Checkout; token: string } {
   const token = newTenant();
-  return { checkout: new Checkout({ baseUrl: `${sandbox.url}/v1/payments`, token, backoffMs: 10 }), token };
+  tokens.push(token);
+  return { checkout: new Checkout({ baseUrl: `${sandbox.url}/v1/payments`, token, attempts, backoffMs: 10 }), token };
 }
 
 /** The statuses the API answered this tenant's POST /charge with, oldest first. */
@@ -49,6 +63,35 @@ test("a decline is reported with its reason and not retried", async () => {
   assert.equal(declined.message, "Your card has insufficient funds.");
   assert.equal((await checkout.charge(declined.chargeId!)).status, "failed");
   assert.deepEqual(await chargeStatuses(token), [400]);
+});
+
+test("a decline marked not retryable is not retried", async () => {
+  const { checkout, token } = newCheckout();
+  const declined = await checkout.pay({ id: "A-7", amount: 100005, currency: "USD" }).catch((err) => err);
+  assert.ok(declined instanceof Declined, String(declined));
+  assert.equal(declined.declineCode, "generic_decline");
+  assert.deepEqual(await chargeStatuses(token), [400]);
+});
+
+test("a 429 is retried only after the seconds Retry-After names", async () => {
+  const { checkout, token } = newCheckout(2);
+  const started = Date.now();
+  const limited = await checkout.pay({ id: "A-8", amount: 100429, currency: "USD" }).catch((err) => err);
+  assert.ok(limited instanceof PaymentError && limited.code === "rate_limited", String(limited));
+  assert.ok(Date.now() - started >= 1000, "waited the 1 s of Retry-After");
+  assert.deepEqual(await chargeStatuses(token), [429, 429]);
+});
+
+test("a connection reset after the charge was made is retried with the same key and charges once", async () => {
+  const { checkout, token } = newCheckout();
+  const charge = await checkout.pay({ id: "A-9", amount: 100104, currency: "USD" });
+  assert.equal(charge.status, "succeeded");
+  const { requests } = await control(sandbox.url, token, "GET", "/requests?path=/v1/payments/charge");
+  assert.deepEqual(
+    requests.map((entry: { fault: string | null }) => entry.fault),
+    ["connection_reset", null],
+  );
+  assert.equal(requests[0].idempotency_key, requests[1].idempotency_key);
 });
 
 test("an order is refunded in part, then in full", async () => {
