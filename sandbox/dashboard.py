@@ -1,7 +1,8 @@
 """The dashboard: HTML pages under /__sandbox/ showing what client apps did to the sandbox.
 
 Owns the browser's view of the sandbox: the pages (tenants, a tenant's charges, a charge, the
-live request journal, the scenario catalog) rendered with Jinja2 from `templates/`, the stylesheet
+live request journal, one request, the scenario catalog with the chaos profile in use, the findings
+about the client and its coverage) rendered with Jinja2 from `templates/`, the stylesheet
 and script in `static/`, the login cookie that stands for `--control-token`, and the actions
 (reset, advance the clock, seed) a developer takes from a page. It reads the store through the same
 `Tenants` service as the control API and changes state exactly as that API does.
@@ -9,7 +10,9 @@ and script in `static/`, the login cookie that stands for `--control-token`, and
 Every page costs about its page size however many tenants and requests the sandbox holds (the
 reading is in dashboard_views.py). A page's live region carries a version; the script polls with
 `?fragment=live&version=V` and, while V is current, gets a bodiless 204 instead of the region, so an
-open tab costs the server next to nothing until something it shows changes.
+open tab costs the server next to nothing until something it shows changes. The findings,
+coverage and request pages are the exception: they are judged from the whole journal (as the control
+API's are), so they are read when opened and not polled.
 """
 
 from __future__ import annotations
@@ -29,12 +32,16 @@ from starlette.staticfiles import StaticFiles
 
 from sandbox import __version__
 from sandbox.auth import Auth
+from sandbox.chaos import PROFILES
 from sandbox.control import Endpoint
 from sandbox.dashboard_format import Event, money, pretty, utc
 from sandbox.dashboard_views import (
     Filter,
+    by_id,
     charge_facts,
     charge_requests,
+    counted,
+    finding_rows,
     newest,
     page_number,
     rows,
@@ -42,6 +49,7 @@ from sandbox.dashboard_views import (
     version,
 )
 from sandbox.errors import ApiError, InvalidRequest, NotFound, Unauthorized
+from sandbox.findings import ADVICE, CODES, coverage_of, findings_of
 from sandbox.guard import refuse_cross_site
 from sandbox.models import STATUSES, Summary
 from sandbox.numbers import whole
@@ -59,6 +67,7 @@ COOKIE = "sandbox_control_token"
 PAGE_SIZE = 25  # charges per page
 TENANTS_PAGE_SIZE = 50
 LIVE_ROWS = 200  # newest journal entries a requests page holds
+FINDINGS_ROWS = 200  # newest findings the findings page shows
 SUGGESTED = 50  # tenants a filter offers (most recently used first): never a list of all 10,000
 LIVE = "live"  # the block of a page that its script polls
 VERSION_HEADER = "Sandbox-Version"
@@ -93,8 +102,11 @@ class Dashboard:
             ("/ui/requests", self.requests_page, "GET"),
             ("/ui/requests.json", self.requests_feed, "GET"),
             ("/ui/scenarios", self.scenarios_page, "GET"),
+            ("/ui/findings", self.findings_page, "GET"),
+            ("/ui/coverage", self.coverage_page, "GET"),
             (tenant, self.charges_page, "GET"),
             (tenant + "/charges/{charge}", self.charge_page, "GET"),
+            (tenant + "/requests/{request}", self.request_page, "GET"),
             (tenant + "/reset", self.reset, "POST"),
             (tenant + "/clock", self.advance_clock, "POST"),
             (tenant + "/seed", self.seed, "POST"),
@@ -124,6 +136,8 @@ class Dashboard:
             api_prefix=self.api_prefix,
             statuses=STATUSES,
             login=self.settings.control_token is not None,
+            chaos=self.settings.chaos,
+            chaos_seed=self.settings.chaos_seed,
         )
         return env
 
@@ -198,6 +212,13 @@ class Dashboard:
             return Summary(key, 0, {s: 0 for s in STATUSES}, 0, 0.0, False)
         raise NotFound("resource_missing", f"No tenant {key[:40]!r} has charges or requests in this sandbox.")
 
+    async def _chosen(self, request: Request) -> str | None:
+        """`?tenant=`: a tenant with data or requests (else 404), or None for every tenant."""
+        key = request.query_params.get("tenant") or None
+        if key is not None:
+            await self._tenant(key)
+        return key
+
     def _confirm(self, request: Request, form: dict[str, str], question: str) -> Response | None:
         """None once the user has confirmed; else the confirmation step (the script's confirm()
         normally answers it before the form is sent, so this page is the no-script fallback)."""
@@ -266,9 +287,8 @@ class Dashboard:
 
     async def requests_page(self, request: Request) -> Response:
         entries, matching = await newest(self.store, Filter.of(request.query_params), LIVE_ROWS)
-        suggested = [summary.key for summary in (await self.store.summaries(0, SUGGESTED))[0]]
         context = {"entries": rows(entries), "matching": matching, "cursor": await self._cursor(), "limit": LIVE_ROWS}
-        return self._render(request, "requests.html", context | {"tenants": suggested})
+        return self._render(request, "requests.html", context | {"tenants": await self._suggested()})
 
     async def _cursor(self) -> str:
         return (await self.store.journal_stats(None))[2]
@@ -292,14 +312,53 @@ class Dashboard:
         return json_response(200, {"cursor": cursor, "reset": not found, "count": len(fresh), "html": html})
 
     async def scenarios_page(self, request: Request) -> Response:
-        key = request.query_params.get("tenant")
-        if key:
-            await self._tenant(key)
-        rules = await self.tenants.rules(key or None)
+        key = await self._chosen(request)
+        rules = await self.tenants.rules(key)
         listed, _ = await self.store.summaries(0, self.store.max_tenants)
         overridden = [summary.key for summary in listed if summary.has_rules][:SUGGESTED]
         context = {"rules": rules.rules, "tenant": key, "files": self.tenants.payments.rules.fingerprints}
-        return self._render(request, "scenarios.html", context | {"overridden": overridden})
+        return self._render(request, "scenarios.html", context | {"overridden": overridden, "profiles": PROFILES})
+
+    async def findings_page(self, request: Request) -> Response:
+        """What the client got wrong (one tenant's, or every tenant's), newest first, each with the
+        calls involved; `?code=` shows one code. Read as GET /__sandbox/findings reads it."""
+        key, code = await self._chosen(request), request.query_params.get("code") or None
+        if code is not None and code not in CODES:
+            raise InvalidRequest("parameter_invalid", f"code must be one of {', '.join(CODES)}.", "code")
+        found = await findings_of(self.tenants, key)
+        counts = counted(found, CODES)
+        shown = [finding for finding in reversed(found) if code is None or finding["code"] == code][:FINDINGS_ROWS]
+        wanted = {call for finding in shown for call in finding["requests"]}
+        calls = by_id(await self.store.entries(key), wanted) if wanted else {}
+        context = {"findings": finding_rows(shown, calls), "counts": counts, "total": len(found), "code": code}
+        context |= {"tenant": key, "tenants": await self._suggested(), "limit": FINDINGS_ROWS, "advice": ADVICE}
+        return self._render(request, "findings.html", context)
+
+    async def coverage_page(self, request: Request) -> Response:
+        """The scenario rules, error codes and faults the client met and never met, as GET
+        /__sandbox/coverage reads them; each rule linked to its row of the catalog."""
+        key = await self._chosen(request)
+        coverage = await coverage_of(self.tenants, key)
+        kinds = {name: kind for kind, name in (await self.tenants.rules(key)).by_name}
+        context = {"coverage": coverage, "tenant": key, "tenants": await self._suggested(), "kinds": kinds}
+        return self._render(request, "coverage.html", context)
+
+    async def request_page(self, request: Request) -> Response:
+        """One call of a tenant's journal, opened, with every finding it is part of."""
+        state, wanted = await self._tenant(request.path_params["tenant"]), request.path_params["request"]
+        entries = await self.store.entries(state.key)
+        entry = next((e for e in entries if e.id == wanted), None)
+        if entry is None:
+            message = f"No request {wanted[:100]!r} in the journal of tenant {state.key} (reset, or too old?)."
+            raise NotFound("resource_missing", message, "id")
+        found = [f for f in await findings_of(self.tenants, state.key) if wanted in f["requests"]]
+        calls = by_id(entries, {call for finding in found for call in finding["requests"]})
+        context = {"tenant": state, "entry": rows([entry])[0], "findings": finding_rows(found, calls)}
+        return self._render(request, "request.html", context)
+
+    async def _suggested(self) -> list[str]:
+        """Tenants a filter offers, most recently used first."""
+        return [summary.key for summary in (await self.store.summaries(0, SUGGESTED))[0]]
 
     # -- actions (POST only; guard.refuse_cross_site is why no CSRF token is needed) ---------------------------
     async def login(self, request: Request) -> Response:

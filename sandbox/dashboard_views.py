@@ -128,3 +128,23 @@ def rows(entries: list[Entry]) -> list[dict[str, Any]]:
     """Journal entries as the templates show them, each with the charge it is about."""
     views = [e.view() for e in entries]
     return [{**e, "charge": charge_of(e)} for e in views]
+
+
+# -- findings -------------------------------------------------------------------------------------
+def by_id(entries: list[Entry], wanted: set[str]) -> dict[str, Entry]:
+    """The entries among `entries` whose ids are wanted (a finding names its calls by id)."""
+    return {entry.id: entry for entry in entries if entry.id in wanted}
+
+
+def finding_rows(found: list[dict[str, Any]], calls: Mapping[str, Entry]) -> list[dict[str, Any]]:
+    """Findings (as GET /__sandbox/findings lists them) as the templates show them: each call
+    involved with its journal entry, or None once the journal has moved past it."""
+    return [{**finding, "calls": [(i, calls.get(i)) for i in finding["requests"]]} for finding in found]
+
+
+def counted(found: list[dict[str, Any]], codes: tuple[str, ...]) -> dict[str, int]:
+    """How many findings of each code, every code listed (0 when none)."""
+    counts = dict.fromkeys(codes, 0)
+    for finding in found:
+        counts[finding["code"]] = counts.get(finding["code"], 0) + 1
+    return counts
