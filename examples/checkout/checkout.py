@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from uuid import uuid4
 
 import httpx
 
@@ -57,12 +58,13 @@ def checkout(
     raise AssertionError("unreachable")
 
 
-def refund(api: httpx.Client, charge_id: str, amount: int | None = None) -> dict[str, Any]:
-    """Refund part of a charge (or what is left of it)."""
+def refund(api: httpx.Client, charge_id: str, amount: int | None = None, *, key: str | None = None) -> dict[str, Any]:
+    """Refund part of a charge (or what is left of it). Every refund carries an Idempotency-Key;
+    pass the same `key` to retry one whose outcome you never learnt: it is then made at most once."""
     body: dict[str, Any] = {"charge_id": charge_id, "reason": "requested_by_customer"}
     if amount is not None:
         body["amount"] = amount
-    response = api.post("/refund", json=body)
+    response = api.post("/refund", json=body, headers={"Idempotency-Key": key or f"refund-{uuid4()}"})
     if response.status_code != 200:
         error = response.json()["error"]
         raise PaymentError(error["code"], error["message"])

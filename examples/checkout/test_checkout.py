@@ -10,6 +10,9 @@ def api(payments_sandbox):
     # The app only needs a base URL and a bearer token: exactly what production would give it.
     with httpx.Client(base_url=payments_sandbox.base_url, headers=payments_sandbox.headers) as client:
         yield client
+    # The app is a well-behaved client: nothing it did is a finding (a keyless retry, a retried
+    # hard decline, Retry-After ignored, a pending charge never read again once settled).
+    payments_sandbox.assert_no_findings()
 
 
 def test_successful_charge(api):
