@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from sandbox import faults
 from sandbox.auth import Auth
-from sandbox.errors import ApiError, ConfigError, InternalError, InvalidRequest, UnsupportedMedia
+from sandbox.errors import ApiError, ClientGone, ConfigError, InternalError, InvalidRequest, UnsupportedMedia
 from sandbox.findings import Watcher, warning
 from sandbox.models import Entry, Fault, Kind, Reply
 from sandbox.openapi import Contract
@@ -119,6 +119,11 @@ class PaymentsAPI:
         except Exception as error:  # never expected: every input has a 4xx answer; the client still gets JSON
             call.failed(error)
             bug = error
+        connection: faults.Connection | None = scope.get(faults.CONNECTION)
+        if connection is not None and call.status != 499 and connection.gone():
+            # It left while its request was processed (a client timeout during a scripted delay):
+            # the work stands, as it would at a real processor, and the journal says nobody read the answer.
+            call.failed(ClientGone("its answer was sent"))
         await self.journal(call, scope, started, time.perf_counter() - clock)
         if call.fault is not None:
             await faults.deliver(

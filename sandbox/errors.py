@@ -144,8 +144,8 @@ class ClientGone(ApiError):
 
     status = 499
 
-    def __init__(self) -> None:
-        super().__init__("client_gone", "The client closed the connection before its request was read.")
+    def __init__(self, when: str = "its request was read") -> None:
+        super().__init__("client_gone", f"The client closed the connection before {when}.")
 
 
 class InternalError(ApiError):

@@ -164,7 +164,7 @@ def _post(memory: _Memory, entry: Entry, headers: Mapping[str, str]) -> tuple[Fi
     error = _error(entry.response_body) if status >= 400 else None
     hard = error is not None and error.get("retryable") is False
     answered = now + entry.duration
-    not_before = _not_before(headers, answered) if status >= 400 else answered
+    not_before = _not_before(headers, answered) if status >= 400 else 0.0
     found: list[Finding] = []
     first = None
     if key is not None:
@@ -228,12 +228,13 @@ def _error(body: bytes) -> dict[str, Any] | None:
 
 def _not_before(headers: Mapping[str, str], answered: float) -> float:
     """When the answer's Retry-After (seconds after the answer, or an HTTP date) lets a retry come;
-    `answered` when it has none."""
+    0 when it has none: only a Retry-After asks a client to wait (a retry sent while a call it gave
+    up on was still being processed ignores nothing)."""
     value = headers.get("Retry-After")
     if value is None:
         value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
         if value is None:
-            return answered
+            return 0.0
     try:
         return answered + max(float(value), 0.0)
     except ValueError:
@@ -241,7 +242,7 @@ def _not_before(headers: Mapping[str, str], answered: float) -> float:
     try:
         return max(parsedate_to_datetime(value).timestamp(), answered)
     except (TypeError, ValueError):
-        return answered  # not a Retry-After a client could follow either
+        return 0.0  # not a Retry-After a client could follow either
 
 
 # -- the reports --------------------------------------------------------------------------------

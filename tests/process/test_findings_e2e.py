@@ -130,11 +130,6 @@ def test_a_keyless_retry_after_timing_out_on_a_slow_body_is_retry_without_idempo
 
 
 @pytest.mark.parametrize("one_worker_url", ["memory"], indirect=True)  # one store: it waits out the delay
-@pytest.mark.xfail(
-    strict=True,
-    reason="a client that times out during a scripted delay is journaled 200 when the delay ends, "
-    "not 499: the server does not notice it left (sandbox/api.py), so its keyless retry is no finding",
-)
 def test_a_keyless_retry_after_timing_out_on_a_delay_is_retry_without_idempotency_key(one_worker):
     with pytest.raises(httpx.ReadTimeout):
         post(one_worker, 100408, timeout=0.3)
