@@ -39,6 +39,8 @@ def pages(sandbox: Sandbox, shop: Client) -> dict[str, str]:
         "charge": f"{sandbox.ui}/ui/tenants/{shop.key}/charges/{first}",
         "requests": f"{sandbox.ui}/ui/requests?tenant={shop.key}",
         "scenarios": f"{sandbox.ui}/ui/scenarios",
+        "findings": f"{sandbox.ui}/ui/findings?tenant={shop.key}",
+        "coverage": f"{sandbox.ui}/ui/coverage?tenant={shop.key}",
     }
 
 
