@@ -30,7 +30,7 @@ import pytest
 
 from sandbox.control_client import ControlClient, ControlError
 from sandbox.pytest_report import SessionReport
-from sandbox.remote import JournalEntry, Tenant, describe
+from sandbox.remote import JournalEntry, Tenant, describe, describe_finding
 
 __all__ = ["JournalEntry", "PaymentsSandbox"]
 
@@ -194,6 +194,9 @@ def pytest_runtest_makereport(
         else:
             text = "\n".join(f"{describe(e)}  {json.dumps(e.get('response_body'))[:300]}" for e in entries)
         report.sections.append(("payments-sandbox requests", text or "(no API calls)"))
+        with contextlib.suppress(Exception):  # as above; the requests' section says what went wrong
+            if found := sandbox.findings():
+                report.sections.append(("payments-sandbox findings", "\n".join(map(describe_finding, found))))
     return report
 
 

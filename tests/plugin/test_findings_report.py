@@ -192,7 +192,9 @@ def test_xdist_workers_report_to_the_controller(pytester: pytest.Pytester, ids_l
     assert result.stdout.str().count("= payments-sandbox =") == 1, "the controller alone prints"
 
 
-def test_assert_no_findings_fails_at_the_tests_line_with_one_line_per_finding(pytester: pytest.Pytester) -> None:
+def test_assert_no_findings_fails_at_the_tests_line_and_a_failed_test_shows_its_findings(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile(
         """
         def test_clean(payments_sandbox):
@@ -214,6 +216,11 @@ def test_assert_no_findings_fails_at_the_tests_line_with_one_line_per_finding(py
             ">       payments_sandbox.assert_no_findings()  # the line shown",
             "E       AssertionError: the sandbox found what the client got wrong:",
             "E       retry_without_idempotency_key: * (requests req_*, req_*)",
+            "*- payments-sandbox requests -*",
+            "POST /v1/payments/charge -> 500 [[]processing_error[]]*",
+            "POST /v1/payments/charge -> 500 [[]processing_error[]]*",
+            "*- payments-sandbox findings -*",
+            "retry_without_idempotency_key: * (requests req_*, req_*)",
         ]
     )
     result.stdout.no_fnmatch_line("*remote.py*")
