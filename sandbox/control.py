@@ -46,6 +46,7 @@ class Control:
         guarded = [
             ("/scenarios", self.scenarios, "GET"),
             ("/scenarios", self.add_scenarios, "POST"),
+            ("/chaos", self.add_chaos, "POST"),
             ("/requests", self.requests, "GET"),
             ("/findings", self.findings, "GET"),
             ("/coverage", self.coverage, "GET"),
@@ -178,6 +179,12 @@ class Control:
         tenant = self._required_tenant(request, "Loading scenarios")
         raw = await self._body(request, JSON_TYPES + YAML_TYPES)
         return json_response(200, {"rules": await self.tenants.add_rules(tenant, raw)})
+
+    async def add_chaos(self, request: Request) -> Response:
+        """A built-in chaos profile for this tenant only, after every other rule, until it is reset."""
+        tenant = self._required_tenant(request, "Loading a chaos profile")
+        body = await self._json(request)
+        return json_response(200, {"rules": await self.tenants.add_chaos(tenant, body.get("profile"))})
 
     async def list_tenants(self, request: Request) -> Response:
         listed, _ = await self.tenants.summaries(0, self.tenants.store.max_tenants)

@@ -19,11 +19,13 @@ DEFAULT_API = "/v1/payments"  # until the health check says otherwise (a --spec 
 
 
 class ControlError(RuntimeError):
-    """The control API answered with an error (`status`); the message carries its body."""
+    """The control API answered with an error (`status`); the message carries its body, and
+    `reason` the error envelope's message when there is one."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, reason: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason or message
 
 
 class ControlClient:
@@ -110,8 +112,18 @@ class ControlClient:
             conn.close()
         if status >= 300:
             text = raw.decode("utf-8", "replace")[:2000]
-            raise ControlError(f"payments-sandbox {method} /__sandbox{path} -> {status}: {text}", status)
+            raise ControlError(f"payments-sandbox {method} /__sandbox{path} -> {status}: {text}", status, _reason(raw))
         try:
             return json.loads(raw)
         except ValueError:
             raise ControlError(f"payments-sandbox {method} /__sandbox{path} -> {status}: not JSON", status) from None
+
+
+def _reason(raw: bytes) -> str | None:
+    """The message of an error envelope, if `raw` is one."""
+    try:
+        error = json.loads(raw).get("error")
+    except (ValueError, AttributeError):
+        return None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else None

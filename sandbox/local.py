@@ -40,7 +40,8 @@ class Sandbox(Tenant):
     """A sandbox server of its own, started by the constructor and healthy once it returns.
 
     `port=0` picks a free port. `scenarios` are files or folders loaded for every tenant, ahead of
-    the built-in pack (`default_scenarios=False` drops it). `jwt_secret` makes the server accept
+    the built-in pack (`default_scenarios=False` drops it); `chaos` names a built-in chaos profile
+    for every tenant and `chaos_seed` seeds every tenant's draws. `jwt_secret` makes the server accept
     only JWTs signed with it (HS256); `token` (default: `"sandbox"`, or a JWT whose `sub` is
     `sandbox` when `jwt_secret` is set) names the tenant the helpers act on. `store` and
     `control_token` are the server's flags of those names; `args` adds any other `serve` flag and
@@ -58,6 +59,8 @@ class Sandbox(Tenant):
         store: str | None = None,
         control_token: str | None = None,
         default_scenarios: bool = True,
+        chaos: str | None = None,
+        chaos_seed: int | None = None,
         args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         log_level: str = "warning",
@@ -71,6 +74,10 @@ class Sandbox(Tenant):
             flags.append("--no-default-scenarios")
         if store:
             flags += ["--store", store]
+        if chaos:
+            flags += ["--chaos", chaos]
+        if chaos_seed is not None:
+            flags += ["--chaos-seed", str(chaos_seed)]
         if port:
             flags += ["--port", str(port)]
         secrets = {"PAYMENTS_SANDBOX_JWT_SECRET": jwt_secret, "PAYMENTS_SANDBOX_CONTROL_TOKEN": control_token}

@@ -238,8 +238,7 @@ def payments_sandbox_server(request: pytest.FixtureRequest) -> Iterator[ControlC
 
     store = config.getoption("payments_sandbox_store") or config.getini("payments_sandbox_store") or None
     seed = _chaos_seed(config)
-    args = ["--chaos-seed", str(seed)] if seed is not None else []
-    with Sandbox(scenarios=_scenario_paths(config), store=store, args=args, log_dir=_log_dir(request)) as sandbox:
+    with Sandbox(scenarios=_scenario_paths(config), store=store, chaos_seed=seed, log_dir=_log_dir(request)) as sandbox:
         yield sandbox.control
 
 
@@ -261,10 +260,8 @@ def payments_sandbox(
     sandbox = PaymentsSandbox(payments_sandbox_server, f"pytest-{uuid.uuid4().hex}")
     marker = request.node.get_closest_marker(MARKER)
     kwargs = marker.kwargs if marker is not None else {}
-    # The chaos first: what a tenant loads later goes ahead of it, so the test's own rules still
-    # answer their amounts.
-    if kwargs.get("chaos") is not None:
-        sandbox.load_scenarios(_chaos_profile(kwargs["chaos"]))
+    if kwargs.get("chaos") is not None:  # after every other rule: magic amounts keep their meaning
+        _load_chaos(sandbox, kwargs["chaos"])
     if _external_url(request.config):  # the plugin's own server loaded them at its start
         for path in _scenario_paths(request.config):
             sandbox.load_scenarios(path)
@@ -280,16 +277,16 @@ def payments_sandbox(
         sandbox.reset()
 
 
-def _chaos_profile(name: object) -> Path:
-    """The rules file of the built-in chaos profile `name`; fails the test's setup for another name."""
-    from sandbox.chaos import PROFILES, profile_path
-
-    if not isinstance(name, str) or name not in PROFILES:
+def _load_chaos(sandbox: Tenant, name: object) -> None:
+    """Load the built-in chaos profile `name` for the test's tenant; fails the test's setup for another name."""
+    if not isinstance(name, str):
         pytest.fail(
-            f"{MARKER}(chaos={name!r}): no such chaos profile; the profiles are {', '.join(sorted(PROFILES))}",
-            pytrace=False,
+            f"{MARKER}(chaos={name!r}): name a built-in chaos profile, e.g. chaos='flaky-network'", pytrace=False
         )
-    return profile_path(name)
+    try:
+        sandbox.load_chaos(name)
+    except ControlError as exc:  # the server knows its profiles: "profile must be one of ..."
+        pytest.fail(f"{MARKER}(chaos={name!r}): {exc.reason}", pytrace=False)
 
 
 def _read_tenant(report: SessionReport, nodeid: str, tenant: Tenant) -> None:

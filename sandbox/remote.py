@@ -218,6 +218,13 @@ class Tenant:
         ids: list[str] = made["ids"]
         return ids
 
+    def load_chaos(self, profile: str) -> list[dict[str, Any]]:
+        """Load a built-in chaos profile (`flaky-network`, `bad-day`) for this tenant only, after every
+        other rule (magic amounts keep their meaning), until it is reset; the profile's rules."""
+        answer = self.control.call("POST", "/chaos", self.token, body=_json({"profile": profile}))
+        rules: list[dict[str, Any]] = answer["rules"]
+        return rules
+
     def load_scenarios(self, source: str | Path) -> list[dict[str, Any]]:
         """Add scenario rules for this tenant only: a `Path` is a file or a folder of *.yaml files, a
         `str` is YAML (or JSON) text.

@@ -25,7 +25,7 @@ from sandbox.errors import ConfigError
 from sandbox.models import Fault, FaultKind
 from sandbox.scenario_overlaps import check_overlaps
 from sandbox.scenario_yaml import shown
-from sandbox.settings import DEFAULT_SCENARIOS
+from sandbox.settings import CHAOS_PROFILES, DEFAULT_SCENARIOS
 
 # Limits of one document (a file, or an upload to the control API, whose body is also capped at
 # 1 MiB by default): checked at its line, with the fix, before the work they bound is done.
@@ -83,6 +83,11 @@ class Rule:
     def catalog(self) -> dict[str, Any]:
         return {"name": self.name, "applies_to": self.applies_to, **self.spec, "source": self.source}
 
+    @property
+    def chaos(self) -> bool:
+        """Whether the rule is a built-in chaos profile's: those come after every other rule."""
+        return self.source.startswith(_CHAOS_SOURCE)
+
 
 class RuleSet:
     """Rules in precedence order (first wins), indexed by exact amount for the common case."""
@@ -126,13 +131,17 @@ class RuleSet:
         return best
 
     def layered_over(self, base: RuleSet) -> RuleSet:
-        """These rules ahead of `base`; a rule here replaces one of `base` with the same name."""
+        """These rules ahead of `base`, except a chaos profile's, which go after it; a rule here
+        replaces one of `base` with the same name."""
         mine = {(r.applies_to, r.name) for r in self.rules}
-        rules = list(self.rules) + [r for r in base.rules if (r.applies_to, r.name) not in mine]
+        ahead = [r for r in self.rules if not r.chaos]
+        behind = [r for r in self.rules if r.chaos]
+        rules = ahead + [r for r in base.rules if (r.applies_to, r.name) not in mine] + behind
         return RuleSet(_renumber(rules), base.fingerprints)
 
 
 Fires = Callable[[float | None], bool]
+_CHAOS_SOURCE = str(CHAOS_PROFILES.resolve())  # how the source of a chaos profile's rule begins
 
 
 def rules_from_catalog(items: list[dict[str, Any]]) -> list[Rule]:

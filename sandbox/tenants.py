@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import Any
 
+from sandbox.chaos import PROFILES
 from sandbox.errors import ConfigError, InvalidRequest
 from sandbox.findings import Watcher
 from sandbox.models import LAST_INSTANT, Charge, Summary, rfc3339
@@ -70,13 +71,21 @@ class Tenants:
         made = await self.worker.run(lambda: fake_charges(count, seed, now))
         return await self.store.add_seeded(key, made)
 
-    async def add_rules(self, key: str, raw: bytes) -> list[dict[str, Any]]:
+    async def add_chaos(self, key: str, profile: Any) -> list[dict[str, Any]]:
+        """A built-in chaos profile for this tenant only, after every other rule (as `--chaos` is);
+        its rules' catalog entries."""
+        if not isinstance(profile, str) or profile not in PROFILES:
+            raise InvalidRequest("parameter_invalid", f"profile must be one of {', '.join(PROFILES)}.", "profile")
+        path = PROFILES[profile]
+        return await self.add_rules(key, path.read_bytes(), str(path.resolve()))
+
+    async def add_rules(self, key: str, raw: bytes, source: str | None = None) -> list[dict[str, Any]]:
         """Rules for this tenant only, ahead of what it had (at most MAX_TENANT_RULES uploaded);
         their catalog entries."""
         try:
             # JSON is a subset of YAML, so one parser takes both; parsing 10,000 rules takes a while,
             # so it runs on the worker thread while the loop answers other requests.
-            added = await self.worker.run(lambda: parse_rules(raw, f"{UPLOADED}{key}"))
+            added = await self.worker.run(lambda: parse_rules(raw, source or f"{UPLOADED}{key}"))
         except ConfigError as exc:
             raise InvalidRequest("invalid_scenarios", str(exc)) from exc
         meta = await self.store.tenant(key)  # after the wait: a reset may have come between

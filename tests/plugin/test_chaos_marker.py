@@ -38,7 +38,7 @@ def _rule_names(path: Path) -> list[str]:
     return [rule["name"] for rule in yaml.safe_load(path.read_text())["rules"]]
 
 
-def test_the_marker_loads_the_profile_for_that_test_only_behind_its_own_rules(pytester: pytest.Pytester) -> None:
+def test_the_marker_loads_the_profile_for_that_test_only_after_every_other_rule(pytester: pytest.Pytester) -> None:
     expected = _rule_names(profile_path("bad-day"))
     pytester.makefile(
         ".yaml",
@@ -61,6 +61,10 @@ def test_the_marker_loads_the_profile_for_that_test_only_behind_its_own_rules(py
             with payments_sandbox.client() as client:  # about 1 in 4 charges would meet bad-day's chaos
                 answers = [client.post("/charge", json={{"amount": 4180, "currency": "USD"}}) for _ in range(30)]
             assert {{r.headers["Sandbox-Scenario"] for r in answers}} == {{"teapot"}}
+            with payments_sandbox.client() as client:  # after the built-in pack too: magic amounts hold
+                declines = [client.post("/charge", json={{"amount": 100005, "currency": "USD"}}) for _ in range(30)]
+            assert {{r.headers["Sandbox-Scenario"] for r in declines}} == {{"generic_decline"}}
+            assert names.index("generic_decline") < min(names.index(name) for name in {expected!r})
 
         def test_without(payments_sandbox):
             assert not [name for name in rule_names(payments_sandbox) if name.startswith("chaos_")]
@@ -82,7 +86,7 @@ def test_a_name_that_is_no_profile_fails_the_setup_with_the_list(pytester: pytes
     result = pytester.runpytest_subprocess("-W", "error")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
-        ["*payments_sandbox(chaos='flakey-network'): no such chaos profile; the profiles are bad-day, flaky-network"]
+        ["*payments_sandbox(chaos='flakey-network'): profile must be one of bad-day, flaky-network."]
     )
 
 
