@@ -147,7 +147,7 @@ def create_app(settings: Settings) -> Front:
     rules = load_rules(settings.scenario_files())
     store = open_store(settings)
     payments = Payments(store, rules, settings.idempotency_keys, Chaos(settings.chaos_seed))
-    watcher = Watcher()
+    watcher = Watcher(settings.max_tenants)
     tenants = Tenants(payments, store, Worker(), watcher)
     auth = Auth(settings)
     api = PaymentsAPI(contract, payments, auth, settings, watcher)

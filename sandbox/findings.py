@@ -56,9 +56,10 @@ RETRY_WINDOW = 60.0  # seconds after a failed or declined POST in which the same
 HAMMER_CALLS = 10  # identical GETs allowed in HAMMER_SECONDS; one more is hammering
 HAMMER_SECONDS = 1.0
 HAMMER_QUIET = 60.0  # seconds before hammering on the same path is reported again
-# Memory limits: tenants remembered (least recently seen forgotten first), items of each kind per
-# tenant (oldest forgotten first), and items in all (whole tenants forgotten, least recent first).
-MAX_TENANTS = 10_000
+# Memory limits: tenants remembered (least recently seen forgotten first; as many as the store keeps,
+# --max-tenants), items of each kind per tenant (oldest forgotten first), and items in all (whole
+# tenants forgotten, least recent first).
+MAX_TENANTS = 10_000  # the default of --max-tenants
 MAX_KEYS = 64
 MAX_POSTS = 32
 MAX_PATHS = 16
@@ -95,7 +96,8 @@ class _Memory:
 class Watcher:
     """Each tenant's recent calls in this process, enough to tell a finding when a call shows one."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_tenants: int = MAX_TENANTS) -> None:
+        self.max_tenants = max_tenants
         self.tenants: OrderedDict[str, _Memory] = OrderedDict()
         self.items = 0
 
@@ -120,7 +122,7 @@ class Watcher:
         if weight != memory.weight:
             self.items += weight - memory.weight
             memory.weight = weight
-        while len(self.tenants) > MAX_TENANTS or self.items > MAX_ITEMS:
+        while len(self.tenants) > self.max_tenants or self.items > MAX_ITEMS:
             self.items -= self.tenants.popitem(last=False)[1].weight
         return found
 

@@ -146,18 +146,14 @@ def test_faults_of_ones_own_rules_on_refunds_once_and_slowly_and_the_log_stays_c
     try:
         charge = tenant.charge(7001).json()
         with pytest.raises(httpx.RemoteProtocolError):
-            _fresh(tenant).post(f"{API}/refund", json={"charge_id": charge["id"]})
+            _post(tenant, "/refund", {"charge_id": charge["id"]})
         refunded = tenant.get(charge["id"])["amount_refunded"]
 
         key = f"k-{uuid4()}"
         with pytest.raises(httpx.ReadError):
-            _fresh(tenant).post(
-                f"{API}/charge", json={"amount": 7002, "currency": "USD"}, headers={"Idempotency-Key": key}
-            )
-        retry = _fresh(tenant).post(
-            f"{API}/charge", json={"amount": 7002, "currency": "USD"}, headers={"Idempotency-Key": key}
-        )
-        trickled = _fresh(tenant).post(f"{API}/charge", json={"amount": 7003, "currency": "USD"})
+            _post(tenant, "/charge", {"amount": 7002, "currency": "USD"}, key)
+        retry = _post(tenant, "/charge", {"amount": 7002, "currency": "USD"}, key)
+        trickled = _post(tenant, "/charge", {"amount": 7003, "currency": "USD"})
     finally:
         tenant.close()
     code = server.stop()
@@ -173,5 +169,8 @@ def test_faults_of_ones_own_rules_on_refunds_once_and_slowly_and_the_log_stays_c
     assert "ERROR" not in log, log
 
 
-def _fresh(tenant: Tenant) -> httpx.Client:
-    return httpx.Client(base_url=str(tenant.http.base_url), headers=tenant.http.headers, timeout=10)
+def _post(tenant: Tenant, path: str, body: dict, key: str | None = None) -> httpx.Response:
+    """One POST on a connection of its own (a fault closes it), closed whatever happens."""
+    headers = {"Idempotency-Key": key} if key else {}
+    with httpx.Client(base_url=str(tenant.http.base_url), headers=tenant.http.headers, timeout=10) as client:
+        return client.post(f"{API}{path}", json=body, headers=headers)

@@ -127,11 +127,12 @@ def test_forgetting_a_tenant_or_all_drops_what_a_retry_would_repeat():
     assert codes(watcher, call(2, tenant="c")) == []
 
 
-def test_the_least_recently_seen_tenant_is_forgotten_past_the_limit():
-    watcher = Watcher()
+@pytest.mark.parametrize("limit", [MAX_TENANTS, 50])
+def test_the_least_recently_seen_tenant_is_forgotten_past_the_limit(limit):
+    watcher = Watcher(limit)
     watcher.observe(call(status=500, tenant="first"), {})
     watcher.observe(call(status=500, tenant="second"), {})
-    for n in range(MAX_TENANTS - 2):
+    for n in range(limit - 2):
         watcher.observe(call(tenant=f"t{n}"), {})
     assert codes(watcher, call(1, tenant="second")) == ["retry_without_idempotency_key"]  # now the most recent
 
