@@ -105,4 +105,5 @@ def test_the_chaos_profiles_pass_the_scenario_schema_and_fire_by_chance(name):
 
     rules = parse_rules(profile_path(name).read_bytes(), name, check_schema=True)
 
-    assert rules and all(rule.probability is not None and 0 < rule.probability < 0.1 for rule in rules)
+    assert rules
+    assert all(rule.probability is not None and 0 < rule.probability < 0.1 for rule in rules)
