@@ -113,7 +113,10 @@ class Watcher:
         else:
             self.tenants.move_to_end(tenant)
         if entry.method == "GET":
+            paths = len(memory.gets)
             found = _get(memory, entry)
+            if not found and len(memory.gets) == paths:
+                return found  # the usual GET: nothing more is remembered, nothing to count or drop
         elif entry.method == "POST":
             found = _post(memory, entry, headers)
         else:
