@@ -33,6 +33,8 @@ def test_wheel_contains_contract_scenarios_and_schemas(wheel: Path) -> None:
     for needed in (
         "sandbox/openapi.json",
         "sandbox/scenarios/default.yaml",
+        "sandbox/scenarios/chaos/flaky-network.yaml",
+        "sandbox/scenarios/chaos/bad-day.yaml",
         "sandbox/scenario-schema.json",
         "sandbox/control-openapi.json",
         "sandbox/py.typed",
@@ -50,7 +52,8 @@ def test_installed_wheel_serves_requests(wheel: Path, tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     # Run from an empty folder so nothing from the source checkout can be picked up.
     server = subprocess.Popen(
-        [str(venv / "bin" / "payments-sandbox"), "serve", "--port", str(port)],
+        # With a chaos profile: the seed's first draws (0.84, 0.76, ...) fire none of its 1% rules.
+        [str(venv / "bin" / "payments-sandbox"), "serve", "--port", str(port), "--chaos", "flaky-network"],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -68,6 +71,8 @@ def test_installed_wheel_serves_requests(wheel: Path, tmp_path: Path) -> None:
                 time.sleep(0.1)
         assert "site-packages" in health.json()["spec"]["path"]
         assert all("site-packages" in s["path"] for s in health.json()["scenarios"])
+        assert health.json()["scenarios"][-1]["path"].endswith("sandbox/scenarios/chaos/flaky-network.yaml")
+        assert health.json()["chaos"] == {"profile": "flaky-network", "seed": 0}
         charge = httpx.post(
             base + "/v1/payments/charge",
             json={"amount": 1500, "currency": "USD"},
