@@ -18,6 +18,8 @@ Keys, all under `ps:`; the part in braces is the hash tag, so a cluster keeps ea
                                  per status: a page is ZREVRANGE by rank, O(log n + limit) at any offset
     ps:{<tenant>}:settle, later  pending rows by settle_at; charge id -> its settled form
     ps:{<tenant>}:keys, korder   idempotency keys and their age order; marks: fail-first marks by age
+    ps:{<tenant>}:events         list of the tenant's events (`Event.dumps()`), oldest first, the newest
+                                 EVENTS_KEPT
 
     ps:{global}:tenants   LRU index (tenant -> last use: microseconds of the using host's clock)
     ps:{global}:ruled     tenant -> uploaded rules it holds;  stats: uploaded in all, drops, the last drop
@@ -26,7 +28,8 @@ Keys, all under `ps:`; the part in braces is the hash tag, so a cluster keeps ea
                           owner; jt:<tenant> a tenant's ids newest first; jtenants the tenants with some
 
 Which slots each call touches (every script and transaction stays within one):
-    the tenant's    charge, page, refunds, refund, settle_due, saved, save_reply, unmark, rules, summary
+    the tenant's    charge, page, refunds, refund, settle_due, add_events, events, saved, save_reply, unmark,
+                    rules, summary
     the global one  record, entries, entries_after, journal_stats, forget, drops, check
     both            tenant, claim, mark, advance_clock, set_rules, reset(key): one command per slot, sent
                     together in one round trip, not atomic together; add_charge, add_seeded: the
@@ -53,10 +56,10 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from sandbox.models import STATUSES, Charge, Entry, Refund, Reply, Saved, Summary
+from sandbox.models import STATUSES, Charge, Entry, Event, Refund, Reply, Saved, Summary
 from sandbox.settings import Settings
 from sandbox.stores import redis_scripts as lua
-from sandbox.stores.base import MAX_UPLOADED_RULES, Store, StoreUnavailable
+from sandbox.stores.base import EVENTS_KEPT, MAX_UPLOADED_RULES, Store, StoreUnavailable
 
 T = TypeVar("T")
 _log = logging.getLogger("sandbox")
@@ -71,7 +74,7 @@ _G = b"ps:{global}:"
 LRU, RULED, STATS, SEQ = _G + b"tenants", _G + b"ruled", _G + b"stats", _G + b"seq"
 JOURNAL, JBODY, JOF, JTENANTS, JT = _G + b"journal", _G + b"jbody", _G + b"jof", _G + b"jtenants", _G + b"jt:"
 # A tenant's fixed keys, in the order DELETE_TENANT expects them (its list of all charges third).
-_FIXED = tuple(b"meta rules all s:succeeded s:pending s:failed settle later keys korder marks".split())
+_FIXED = tuple(b"meta rules all s:succeeded s:pending s:failed settle later keys korder marks events".split())
 
 
 def _b(text: str) -> bytes:
@@ -419,10 +422,22 @@ class RedisStore(Store):
         return int(count or 0), last
 
     # -- charges and refunds ------------------------------------------------------------------
-    async def settle_due(self, key: str, now: float) -> None:
+    async def settle_due(self, key: str, now: float) -> list[Charge]:
         p = prefix(key)
         lists = (p + b"s:succeeded", p + b"s:pending", p + b"s:failed")
-        await self._run([_ev(lua.SETTLE, (p + b"meta", p + b"settle", p + b"later", *lists), float(now), p)])
+        settled = await self._one(*_ev(lua.SETTLE, (p + b"meta", p + b"settle", p + b"later", *lists), float(now), p))
+        return [lua.charge_of(raw) for raw in settled]
+
+    async def add_events(self, key: str, events: list[Event]) -> None:
+        if events:
+            p = prefix(key)
+            await self._one(
+                *_ev(lua.ADD_EVENTS, (p + b"meta", p + b"events"), EVENTS_KEPT, *(e.dumps() for e in events))
+            )
+
+    async def events(self, key: str) -> list[Event]:
+        found = await self._one("LRANGE", prefix(key) + b"events", 0, -1, read=True)
+        return [Event.loads(raw) for raw in found]
 
     async def charge(self, key: str, charge_id: str) -> Charge | None:
         raw = await self._one("GET", prefix(key) + b"c:" + _b(charge_id), read=True)

@@ -213,12 +213,14 @@ return 1
 
 # KEYS meta settle later succeeded pending failed; ARGV now prefix. Every due charge takes its
 # settled form (made when it was stored) and moves to its new status's list at the same place.
+# Answers the settled charges' JSON, in the order they fell due: only the call that settled one gets it.
 SETTLE = Script(
     "settle",
     _ID
     + """
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-if #due == 0 then return 0 end
+if #due == 0 then return {} end
+local settled = {}
 local lists = {succeeded = KEYS[4], pending = KEYS[5], failed = KEYS[6]}
 for _, row in ipairs(due) do
   local id = id_of(row)
@@ -232,14 +234,28 @@ for _, row in ipairs(due) do
       redis.call('ZREM', lists[from], row)
       redis.call('ZADD', lists[to], second, row)
     end
-    redis.call('SET', ARGV[2] .. 'c:' .. id, string.sub(v, b + 1))
+    local after = string.sub(v, b + 1)
+    redis.call('SET', ARGV[2] .. 'c:' .. id, after)
     redis.call('HINCRBY', KEYS[1], from, -1)
     redis.call('HINCRBY', KEYS[1], to, 1)
     redis.call('HDEL', KEYS[3], id)
+    settled[#settled + 1] = after
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-return #due
+return settled
+""",
+)
+
+# KEYS meta events; ARGV kept event... Appends the events (each `Event.dumps()`) to the tenant's
+# list, oldest first, keeping the newest `kept`; a tenant without data (absent, or dropped) keeps none.
+ADD_EVENTS = Script(
+    "add_events",
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 2, #ARGV, 500 do redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 499, #ARGV))) end
+redis.call('LTRIM', KEYS[2], '-' .. ARGV[1], -1)
+return 1
 """,
 )
 

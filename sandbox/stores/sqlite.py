@@ -28,9 +28,9 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sandbox.errors import ConfigError
-from sandbox.models import Charge, Entry, Refund, Reply, Saved, Summary
+from sandbox.models import Charge, Entry, Event, Refund, Reply, Saved, Summary
 from sandbox.settings import Settings
-from sandbox.stores.base import MAX_UPLOADED_RULES, Store, StoreUnavailable
+from sandbox.stores.base import EVENTS_KEPT, MAX_UPLOADED_RULES, Store, StoreUnavailable
 from sandbox.stores.sqlite_rows import (
     CHARGE,
     JOURNAL,
@@ -79,8 +79,9 @@ class SQLiteStore(Store):
             found = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
             if found is None:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            elif found[0] == "1":  # version 1 (0.x) kept no fault or findings with a journal entry
-                db.execute("ALTER TABLE journal ADD COLUMN notes TEXT")
+            elif found[0] in ("1", "2"):  # older files: SCHEMA above has just made the events table
+                if found[0] == "1":  # version 1 (0.x) kept no fault or findings with a journal entry
+                    db.execute("ALTER TABLE journal ADD COLUMN notes TEXT")
                 db.execute("UPDATE meta SET value = ? WHERE name = 'schema'", (SCHEMA_VERSION,))
             elif found[0] != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError(f"it holds schema version {found[0]}, this sandbox writes {SCHEMA_VERSION}")
@@ -208,7 +209,7 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _delete(db: sqlite3.Connection, key: str) -> None:
-        for table in ("charges", "refunds", "keys", "marks", "rules"):
+        for table in ("charges", "refunds", "keys", "marks", "rules", "events"):
             db.execute(f"DELETE FROM {table} WHERE tenant = ?", (key,))  # the names come from a fixed list
         db.execute("DELETE FROM tenants WHERE key = ?", (key,))
 
@@ -249,7 +250,7 @@ class SQLiteStore(Store):
     async def reset(self, key: str | None) -> None:
         def work(db: sqlite3.Connection) -> None:
             if key is None:
-                for table in ("tenants", "charges", "refunds", "keys", "marks", "rules", "journal"):
+                for table in ("tenants", "charges", "refunds", "keys", "marks", "rules", "events", "journal"):
                     db.execute(f"DELETE FROM {table}")  # the names come from a fixed list
                 db.execute("DELETE FROM meta WHERE name IN ('dropped', 'last_dropped')")
             else:
@@ -275,15 +276,15 @@ class SQLiteStore(Store):
         return int(found.get("dropped", 0)), (last[0], last[1], last[2]) if last else None
 
     # -- charges and refunds ------------------------------------------------------------------
-    async def settle_due(self, key: str, now: float) -> None:
-        def work(db: sqlite3.Connection) -> None:
+    async def settle_due(self, key: str, now: float) -> list[Charge]:
+        def work(db: sqlite3.Connection) -> list[Charge]:
             due = db.execute(
                 "SELECT seq, settle_to, settle_code FROM charges "
                 "WHERE tenant = ? AND settle_at IS NOT NULL AND settle_at <= ? AND status = 'pending'",
                 (key, now),
             ).fetchall()
             if not due:
-                return
+                return []
             moved = {"succeeded": 0, "failed": 0}
             for seq, to, code in due:
                 to = to or "succeeded"
@@ -300,8 +301,36 @@ class SQLiteStore(Store):
                 "IS NOT NULL) WHERE key = :key",
                 {"due": len(due), "ok": moved["succeeded"], "failed": moved["failed"], "key": key},
             )
+            # As they are now, read inside this transaction (another process settling at once got none
+            # of them), in the order they fell due, as the other engines settle them.
+            seqs = json.dumps([seq for seq, _, _ in due])
+            rows = db.execute(
+                f"SELECT {CHARGE} FROM charges WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY settled_at, seq",
+                (seqs,),
+            )
+            return [charge_of(row) for row in rows.fetchall()]
 
         return await self._submit(work)
+
+    async def add_events(self, key: str, events: list[Event]) -> None:
+        if not events:
+            return
+
+        def work(db: sqlite3.Connection) -> None:
+            if db.execute("SELECT 1 FROM tenants WHERE key = ?", (key,)).fetchone() is None:
+                return  # events come of stored charges and refunds: a tenant without data keeps none
+            db.executemany("INSERT INTO events (tenant, raw) VALUES (?, ?)", [(key, e.dumps()) for e in events])
+            db.execute(
+                "DELETE FROM events WHERE tenant = ?1 AND n <= "
+                "(SELECT n FROM events WHERE tenant = ?1 ORDER BY n DESC LIMIT 1 OFFSET ?2)",
+                (key, EVENTS_KEPT),
+            )  # n counts every tenant's events: the tenant's own newest EVENTS_KEPT stay
+
+        await self._submit(work)
+
+    async def events(self, key: str) -> list[Event]:
+        rows = self._read("SELECT raw FROM events WHERE tenant = ? ORDER BY n", (key,))
+        return [Event.loads(raw) for (raw,) in rows]
 
     async def charge(self, key: str, charge_id: str) -> Charge | None:
         rows = self._read(f"SELECT {CHARGE} FROM charges WHERE tenant = ? AND id = ?", (key, charge_id))

@@ -10,7 +10,7 @@ from typing import Any
 
 from sandbox.models import Charge, Summary
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tenants (
@@ -48,6 +48,8 @@ CREATE TABLE IF NOT EXISTS journal (
     query TEXT NOT NULL, status INTEGER NOT NULL, started REAL NOT NULL, duration REAL NOT NULL,
     idempotency_key TEXT, scenario TEXT, request_body BLOB, response_body BLOB NOT NULL, notes TEXT);
 CREATE INDEX IF NOT EXISTS journal_tenant ON journal (tenant, n);
+CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, raw BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS events_tenant ON events (tenant, n);
 """
 CHARGE = (
     "id, seq, amount, currency, description, metadata, status, created, amount_refunded, failure_code, "
