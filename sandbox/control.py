@@ -22,16 +22,18 @@ from sandbox.auth import Auth
 from sandbox.errors import InvalidRequest, Unauthorized
 from sandbox.findings import CODES, coverage_of, findings_of
 from sandbox.guard import JSON_TYPES, YAML_TYPES, refuse_cross_site, require_body_type
-from sandbox.models import rfc3339
+from sandbox.models import EVENT_TYPES, rfc3339
 from sandbox.numbers import whole
 from sandbox.openapi import Contract
 from sandbox.payments import now_of
 from sandbox.settings import PACKAGE_DIR, Settings
+from sandbox.stores.base import EVENTS_KEPT
 from sandbox.tenants import MAX_CLOCK_ADVANCE, MAX_SEED, Tenants
 from sandbox.wire import json_response, parse_json, read_body
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _CONTROL_SPEC = PACKAGE_DIR / "control-openapi.json"
+_EVENT_KINDS = ("charge.*", "refund.*")
 __all__ = ["MAX_CLOCK_ADVANCE", "MAX_SEED", "Control", "Endpoint"]
 
 
@@ -54,6 +56,7 @@ class Control:
             ("/clock/advance", self.advance_clock, "POST"),
             ("/seed", self.seed, "POST"),
             ("/tenants", self.list_tenants, "GET"),
+            ("/events", self.events, "GET"),
             ("/openapi.json", self.openapi, "GET"),
         ]
         return [Route("/health", self.health, methods=["GET"])] + [
@@ -185,6 +188,31 @@ class Control:
         tenant = self._required_tenant(request, "Loading a chaos profile")
         body = await self._json(request)
         return json_response(200, {"rules": await self.tenants.add_chaos(tenant, body.get("profile"))})
+
+    async def events(self, request: Request) -> Response:
+        """The tenant's events, oldest first: of a `type` (or `kind.*`), after the event `after`."""
+        tenant = self._required_tenant(request, "Listing events")
+        query = request.query_params
+        kind, after, limit = query.get("type"), query.get("after"), whole(query.get("limit", "20"))
+        if kind is not None and kind not in EVENT_TYPES and kind not in _EVENT_KINDS:
+            raise InvalidRequest(
+                "parameter_invalid", f"type must be one of {', '.join(EVENT_TYPES)}, or charge.* or refund.*.", "type"
+            )
+        if limit is None or not 1 <= limit <= 100:
+            raise InvalidRequest("parameter_invalid", "limit must be a whole number from 1 to 100.", "limit")
+        events = await self.tenants.store.events(tenant)
+        if after is not None:
+            at = next((n for n, event in enumerate(events) if event.id == after), None)
+            if at is None:
+                raise InvalidRequest(
+                    "parameter_invalid",
+                    f"No event {after[:64]!r} among this tenant's; the oldest go past {EVENTS_KEPT} (or at a reset).",
+                    "after",
+                )
+            events = events[at + 1 :]
+        if kind is not None:
+            events = [e for e in events if e.type == kind or (kind.endswith(".*") and e.type.startswith(kind[:-1]))]
+        return json_response(200, {"data": [event.wire() for event in events[:limit]], "has_more": len(events) > limit})
 
     async def list_tenants(self, request: Request) -> Response:
         listed, _ = await self.tenants.summaries(0, self.tenants.store.max_tenants)

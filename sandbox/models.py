@@ -233,6 +233,42 @@ class Entry:
         return fault, tuple(Finding(code, tuple(requests)) for code, requests in findings)
 
 
+EVENT_TYPES = (
+    "charge.succeeded", "charge.failed", "charge.pending", "charge.refunded", "refund.succeeded", "refund.failed",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A state change of a charge or refund, as a client polling GET /__sandbox/events (or, later, a
+    webhook endpoint) sees it: `data` is the object's JSON as the API showed it at that moment."""
+
+    id: str
+    type: str  # charge.succeeded | charge.failed | charge.pending | charge.refunded | refund.succeeded | refund.failed
+    created: float  # the tenant's sandbox time
+    data: bytes
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "created_at": rfc3339(self.created),
+            "data": {"object": json.loads(self.data)},
+            "livemode": False,
+        }
+
+    def dumps(self) -> bytes:
+        """One line: how the SQLite and Redis stores keep an event."""
+        head = json.dumps([self.id, self.type, self.created], separators=(",", ":")).encode()
+        return head + b"\n" + self.data
+
+    @classmethod
+    def loads(cls, raw: bytes) -> Event:
+        head, _, data = raw.partition(b"\n")
+        id_, type_, created = json.loads(head)
+        return cls(id_, type_, created, data)
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """Something a call showed the client doing wrong: a code (findings.py names them all) and the

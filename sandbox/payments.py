@@ -18,7 +18,7 @@ from typing import Any
 
 from sandbox.chaos import Chaos
 from sandbox.errors import Conflict, InvalidRequest, NotFound, envelope
-from sandbox.models import Charge, Kind, Outcome, Refund, Reply, Saved, Status, new_id
+from sandbox.models import Charge, Event, Kind, Outcome, Refund, Reply, Saved, Status, new_id
 from sandbox.scenarios import Rule, RuleSet, rules_from_catalog
 from sandbox.stores import Store, TenantMeta
 
@@ -60,8 +60,18 @@ class Payments:
         """The tenant (created only if asked: writes), with pending charges that are due settled."""
         meta = await self.store.tenant(key, create=create)
         if meta is not None and meta.next_settle is not None and meta.next_settle <= now_of(meta):
-            await self.store.settle_due(key, now_of(meta))
+            await self.settle(key, now_of(meta))
         return meta
+
+    async def settle(self, key: str, now: float) -> None:
+        """Settle the tenant's pending charges that are due at `now`, each with its event (only the
+        process whose store call settled a charge tells of it)."""
+        settled = await self.store.settle_due(key, now)
+        if settled:
+            settled.sort(key=lambda c: (c.settled_at or now, c.seq))
+            await self.store.add_events(
+                key, [_event(f"charge.{c.status}", c.wire(), c.settled_at or now) for c in settled]
+            )
 
     async def rules_for(self, meta: TenantMeta | None) -> RuleSet:
         """The tenant's rule set: its uploaded rules ahead of the files'."""
@@ -207,6 +217,7 @@ class Payments:
         saved = None if _unsaved(reply, rule) else committed
         if charge is not None:
             await self.store.add_charge(attempt.tenant_key, charge, attempt.key, saved)
+            await self.store.add_events(attempt.tenant_key, [_event(f"charge.{charge.status}", charge.wire(), now)])
         elif attempt.key is not None:
             await self.store.save_reply(attempt.tenant_key, attempt.key, saved)
         return reply
@@ -216,10 +227,17 @@ class Payments:
         meta = await self.tenant(attempt.tenant_key)
         now = now_of(meta) if meta is not None else time.time()
 
+        told: list[Event] = []  # what the last decision tells of (decide may run again on a retry)
+
         def decide(charge: Charge | None) -> tuple[Refund | None, tuple[Reply, Reply]]:
             amount = _refundable(charge, body)
+            told.clear()
             if rule is not None and rule.error is not None and rule.record == Outcome.NONE:
                 failed = _error_reply(rule)
+                if charge is not None:  # the refund the processor refused, as it would have been
+                    refused = Refund(new_id("rf_"), charge.id, amount, body.get("reason"), body.get("metadata") or {},
+                                     now, "failed", rule.name)  # fmt: skip
+                    told.append(_event("refund.failed", {**refused.wire(), "failure_code": rule.error["code"]}, now))
                 return None, (failed, failed)
             assert charge is not None
             refund = Refund(
@@ -232,6 +250,10 @@ class Payments:
                 scenario=rule.name if rule else None,
             )
             committed = Reply(200, refund.wire(), _headers(rule) if rule and not rule.error else {}, _name(rule))
+            told.append(_event("refund.succeeded", refund.wire(), now))
+            if charge.amount_refunded + amount == charge.amount:
+                refunded = {**charge.wire(), "amount_refunded": charge.amount, "refunded": True}
+                told.append(_event("charge.refunded", refunded, now))
             return refund, (committed, _error_reply(rule) if rule and rule.error else committed)
 
         def saved(verdict: tuple[Reply, Reply]) -> Reply | None:
@@ -239,7 +261,14 @@ class Payments:
             return None if _unsaved(reply, rule) else committed
 
         _, reply = await self.store.refund(attempt.tenant_key, body["charge_id"], decide, attempt.key, saved)
+        if told:
+            await self.store.add_events(attempt.tenant_key, told)
         return reply
+
+
+def _event(kind: str, shown: dict[str, Any], at: float) -> Event:
+    """An event telling of `shown` (a charge or refund as the API shows it) at sandbox time `at`."""
+    return Event(new_id("evt_"), kind, at, json.dumps(shown, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def now_of(meta: TenantMeta) -> float:

@@ -117,6 +117,6 @@ class Tenants:
         listed, total = await self.store.summaries(offset, limit)
         for n, summary in enumerate(listed):
             if summary.next_settle is not None and summary.next_settle <= summary.now():
-                await self.store.settle_due(summary.key, summary.now())
+                await self.payments.settle(summary.key, summary.now())
                 listed[n] = await self.store.summary(summary.key) or summary
         return listed, total

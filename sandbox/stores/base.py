@@ -18,12 +18,13 @@ from collections.abc import Callable
 from typing import ClassVar, Protocol, TypeVar
 
 from sandbox.errors import StoreUnavailable
-from sandbox.models import Charge, Entry, Refund, Reply, Saved, Summary
+from sandbox.models import Charge, Entry, Event, Refund, Reply, Saved, Summary
 from sandbox.settings import Settings
 
 MAX_UPLOADED_RULES = 50_000  # scenario rules uploaded for tenants, all together (~2 KB each)
+EVENTS_KEPT = 1_000  # events kept per tenant, the oldest dropped first
 T = TypeVar("T")
-__all__ = ["MAX_UPLOADED_RULES", "Store", "StoreUnavailable", "TenantMeta"]
+__all__ = ["EVENTS_KEPT", "MAX_UPLOADED_RULES", "Store", "StoreUnavailable", "TenantMeta"]
 
 
 class TenantMeta(Protocol):
@@ -101,9 +102,19 @@ class Store(ABC):
 
     # -- charges and refunds ------------------------------------------------------------------
     @abstractmethod
-    async def settle_due(self, key: str, now: float) -> None:
+    async def settle_due(self, key: str, now: float) -> list[Charge]:
         """Settle every pending charge of the tenant whose time (`settle_at`) is `now` or before:
-        each becomes `settle_to` (with `settle_code` as its failure code when it fails)."""
+        each becomes `settle_to` (with `settle_code` as its failure code when it fails). The charges
+        this call settled, as they are now: only one of several processes settling at once gets each."""
+
+    @abstractmethod
+    async def add_events(self, key: str, events: list[Event]) -> None:
+        """Append events to the tenant's (creating none: a tenant without data keeps no events);
+        beyond EVENTS_KEPT the oldest go. A reset of the tenant drops them."""
+
+    @abstractmethod
+    async def events(self, key: str) -> list[Event]:
+        """The tenant's events, oldest first."""
 
     @abstractmethod
     async def charge(self, key: str, charge_id: str) -> Charge | None:

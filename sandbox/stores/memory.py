@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sandbox.models import STATUSES, Charge, Entry, Refund, Reply, Saved, Summary
-from sandbox.stores.base import MAX_UPLOADED_RULES, Store
+from sandbox.models import STATUSES, Charge, Entry, Event, Refund, Reply, Saved, Summary
+from sandbox.stores.base import EVENTS_KEPT, MAX_UPLOADED_RULES, Store
 
 T = TypeVar("T")
 _log = logging.getLogger("sandbox")
@@ -55,6 +55,7 @@ class Tenant:
     _all: list[Charge] = field(default_factory=list)
     _by_status: dict[str, list[Charge]] = field(default_factory=lambda: {s: [] for s in STATUSES})
     _settlements: list[tuple[float, int, str]] = field(default_factory=list)
+    events: deque[Event] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))
 
     @property
     def next_settle(self) -> float | None:
@@ -90,9 +91,11 @@ class Tenant:
         self.refunds_of.setdefault(refund.charge_id, []).append(refund)
         self.refund_count += 1
 
-    def settle(self, now: float) -> None:
+    def settle(self, now: float) -> list[Charge]:
+        settled = []
         while self._settlements and self._settlements[0][0] <= now:
             charge = self.charges[heapq.heappop(self._settlements)[2]]
+            settled.append(charge)
             to = charge.settle_to or "succeeded"
             if to == "failed":
                 charge.failure_code = charge.settle_code or "generic_decline"
@@ -101,6 +104,7 @@ class Tenant:
             del old[bisect.bisect_left(old, _newest_last(charge), key=_newest_last)]
             bisect.insort(self._by_status[to], charge, key=_newest_last)
             charge.status = to
+        return settled
 
     def page(self, status: str | None, limit: int, offset: int) -> tuple[list[Charge], int]:
         rows = self._all if status is None else self._by_status[status]
@@ -233,10 +237,18 @@ class MemoryStore(Store):
         return self.dropped, self.last_dropped
 
     # -- charges and refunds ------------------------------------------------------------------
-    async def settle_due(self, key: str, now: float) -> None:
+    async def settle_due(self, key: str, now: float) -> list[Charge]:
         tenant = self.tenants.get(key)
-        if tenant is not None:
-            tenant.settle(now)
+        return tenant.settle(now) if tenant is not None else []
+
+    async def add_events(self, key: str, events: list[Event]) -> None:
+        tenant = self.tenants.get(key)
+        if tenant is not None:  # events come of stored charges and refunds: their tenant exists
+            tenant.events.extend(events)
+
+    async def events(self, key: str) -> list[Event]:
+        tenant = self.tenants.get(key)
+        return list(tenant.events) if tenant is not None else []
 
     async def charge(self, key: str, charge_id: str) -> Charge | None:
         tenant = self.tenants.get(key)
