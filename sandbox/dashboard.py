@@ -2,7 +2,7 @@
 
 Owns the browser's view of the sandbox: the pages (tenants, a tenant's charges, a charge, the
 live request journal, one request, the scenario catalog with the chaos profile in use, the findings
-about the client and its coverage) rendered with Jinja2 from `templates/`, the stylesheet
+about the client and its coverage, a tenant's events) rendered with Jinja2 from `templates/`, the stylesheet
 and script in `static/`, the login cookie that stands for `--control-token`, and the actions
 (reset, advance the clock, seed) a developer takes from a page. It reads the store through the same
 `Tenants` service as the control API and changes state exactly as that API does.
@@ -12,7 +12,8 @@ reading is in dashboard_views.py). A page's live region carries a version; the s
 `?fragment=live&version=V` and, while V is current, gets a bodiless 204 instead of the region, so an
 open tab costs the server next to nothing until something it shows changes. The findings,
 coverage and request pages are the exception: they are judged from the whole journal (as the control
-API's are), so they are read when opened and not polled.
+API's are), so they are read when opened and not polled; so are a tenant's events (up to EVENTS_KEPT
+of them, read whole as GET /__sandbox/events reads them) and a charge's, outside its live region.
 """
 
 from __future__ import annotations
@@ -38,11 +39,16 @@ from sandbox.dashboard_format import Event, money, pretty, utc
 from sandbox.dashboard_views import (
     Filter,
     by_id,
+    charge_events,
     charge_facts,
     charge_requests,
     counted,
+    event_counts,
+    event_kind,
+    event_rows,
     finding_rows,
     newest,
+    of_kind,
     page_number,
     rows,
     tenant_row,
@@ -54,6 +60,7 @@ from sandbox.guard import refuse_cross_site
 from sandbox.models import STATUSES, Summary
 from sandbox.numbers import whole
 from sandbox.settings import Settings
+from sandbox.stores.base import EVENTS_KEPT
 from sandbox.tenants import MAX_CLOCK_ADVANCE, MAX_SEED, Tenants
 from sandbox.wire import json_response, read_body
 
@@ -68,6 +75,7 @@ PAGE_SIZE = 25  # charges per page
 TENANTS_PAGE_SIZE = 50
 LIVE_ROWS = 200  # newest journal entries a requests page holds
 FINDINGS_ROWS = 200  # newest findings the findings page shows
+EVENTS_PAGE_SIZE = 50  # events per page
 SUGGESTED = 50  # tenants a filter offers (most recently used first): never a list of all 10,000
 LIVE = "live"  # the block of a page that its script polls
 VERSION_HEADER = "Sandbox-Version"
@@ -106,6 +114,7 @@ class Dashboard:
             ("/ui/coverage", self.coverage_page, "GET"),
             (tenant, self.charges_page, "GET"),
             (tenant + "/charges/{charge}", self.charge_page, "GET"),
+            (tenant + "/events", self.events_page, "GET"),
             (tenant + "/requests/{request}", self.request_page, "GET"),
             (tenant + "/reset", self.reset, "POST"),
             (tenant + "/clock", self.advance_clock, "POST"),
@@ -278,12 +287,28 @@ class Dashboard:
         elif charge.settled_at is not None:
             timeline.append(Event(charge.settled_at, "Settled", charge.status))
         timeline += [Event(r.created, f"Refunded {money(r.amount, charge.currency)}") for r in refunds]
-        # The requests about the charge sit outside the live region: the poll does not read the journal.
-        polled = request.query_params.get("fragment") == LIVE
+        # The requests and events about the charge sit outside the live region: the poll reads neither.
+        polled, events = request.query_params.get("fragment") == LIVE, []
         entries = [] if polled else rows(await charge_requests(self.store, state.key, charge.id))
+        if not polled:
+            about = charge_events(await self.store.events(state.key), charge.id)
+            events = await event_rows(self.store, state.key, about, {charge.id: charge.currency})
         context = {"tenant": state, "charge": charge, "rule": rule, "refunds": refunds, "timeline": timeline}
-        context |= {"wire": charge.wire(), "entries": entries}
+        context |= {"wire": charge.wire(), "entries": entries, "events": events, "kept": EVENTS_KEPT}
         return self._render(request, "charge.html", context, live=live)
+
+    async def events_page(self, request: Request) -> Response:
+        """A tenant's events, newest first, a page at a time; `?type=` shows one type, or one object's
+        (`charge.*`). Read when opened, as GET /__sandbox/events reads them, and not polled."""
+        state = await self._tenant(request.path_params["tenant"])
+        kind, page = event_kind(request.query_params), page_number(request.query_params)
+        every = await self.store.events(state.key)
+        matching = [event for event in reversed(every) if of_kind(event, kind)]
+        shown = matching[(page - 1) * EVENTS_PAGE_SIZE : page * EVENTS_PAGE_SIZE]
+        context = {"tenant": state, "events": await event_rows(self.store, state.key, shown), "kind": kind}
+        context |= {"counts": event_counts(every), "all": len(every), "total": len(matching), "page": page}
+        context |= {"pages": max(1, -(-len(matching) // EVENTS_PAGE_SIZE)), "size": EVENTS_PAGE_SIZE}
+        return self._render(request, "events.html", context | {"kept": EVENTS_KEPT})
 
     async def requests_page(self, request: Request) -> Response:
         entries, matching = await newest(self.store, Filter.of(request.query_params), LIVE_ROWS)

@@ -14,13 +14,14 @@ its live region every second, so:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sandbox.errors import InvalidRequest
-from sandbox.models import Charge, Entry, Summary, rfc3339
+from sandbox.models import EVENT_TYPES, Charge, Entry, Event, Summary, rfc3339
 from sandbox.numbers import whole
 from sandbox.stores import Store
 
@@ -148,3 +149,65 @@ def counted(found: list[dict[str, Any]], codes: tuple[str, ...]) -> dict[str, in
     for finding in found:
         counts[finding["code"]] = counts.get(finding["code"], 0) + 1
     return counts
+
+
+# -- events ---------------------------------------------------------------------------------------
+EVENT_KINDS = tuple(dict.fromkeys(t.split(".")[0] + ".*" for t in EVENT_TYPES))  # charge.*, refund.*
+
+
+def event_kind(query: Mapping[str, str]) -> str | None:
+    """`?type=`: an event type, or every type of an object (`charge.*`), as GET /__sandbox/events takes it."""
+    kind = query.get("type") or None
+    if kind is not None and kind not in EVENT_TYPES and kind not in EVENT_KINDS:
+        choices = ", ".join(EVENT_KINDS + EVENT_TYPES)
+        raise InvalidRequest("parameter_invalid", f"type must be one of {choices}.", "type")
+    return kind
+
+
+def of_kind(event: Event, kind: str | None) -> bool:
+    return kind is None or event.type == kind or (kind.endswith(".*") and event.type.startswith(kind[:-1]))
+
+
+def event_counts(events: list[Event]) -> dict[str, int]:
+    """How many events of each kind (charge.*, refund.*) and of each type, every one listed."""
+    counts = dict.fromkeys(EVENT_KINDS + EVENT_TYPES, 0)
+    for event in events:
+        counts[event.type] = counts.get(event.type, 0) + 1
+        counts[event.type.split(".")[0] + ".*"] += 1
+    return counts
+
+
+def charge_events(events: list[Event], charge_id: str) -> list[Event]:
+    """The events about a charge (its own and its refunds'), newest first (a byte search before parsing)."""
+    token = json.dumps(charge_id).encode()
+
+    def about(event: Event) -> bool:
+        shown: dict[str, Any] = json.loads(event.data)
+        return bool((shown.get("charge_id") if event.type.startswith("refund.") else shown.get("id")) == charge_id)
+
+    return [event for event in reversed(events) if token in event.data and about(event)]
+
+
+async def event_rows(
+    store: Store, key: str, events: list[Event], currencies: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Events as the templates show them: each with its object, the charge it is about (a refund's
+    own, whose currency its amount is in) and its wire form. A refund's currency is read from its
+    charge: from `currencies`, from a charge event shown, else from the store (once per charge)."""
+    shown = [event.wire() for event in events]
+    known = dict(currencies or {})
+    for view in shown:
+        if view["type"].startswith("charge."):
+            known.setdefault(view["data"]["object"]["id"], view["data"]["object"]["currency"])
+    found = []
+    for event, view in zip(events, shown, strict=True):
+        thing = view["data"]["object"]
+        refund = event.type.startswith("refund.")
+        charge = thing.get("charge_id") if refund else thing.get("id")
+        if isinstance(charge, str) and charge not in known:
+            stored = await store.charge(key, charge)
+            known[charge] = stored.currency if stored is not None else ""
+        row = {"id": event.id, "type": event.type, "status": event.type.split(".")[1], "created": event.created}
+        row |= {"charge": charge, "refund": thing.get("id") if refund else None, "failure": thing.get("failure_code")}
+        found.append(row | {"amount": thing.get("amount"), "currency": known.get(charge or "") or None, "wire": view})
+    return found

@@ -37,6 +37,7 @@ def pages(sandbox: Sandbox, shop: Client) -> dict[str, str]:
         "tenants": f"{sandbox.ui}/",
         "charges": f"{sandbox.ui}/ui/tenants/{shop.key}",
         "charge": f"{sandbox.ui}/ui/tenants/{shop.key}/charges/{first}",
+        "events": f"{sandbox.ui}/ui/tenants/{shop.key}/events",
         "requests": f"{sandbox.ui}/ui/requests?tenant={shop.key}",
         "scenarios": f"{sandbox.ui}/ui/scenarios",
         "findings": f"{sandbox.ui}/ui/findings?tenant={shop.key}",
