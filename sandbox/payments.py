@@ -216,8 +216,8 @@ class Payments:
             committed = Reply(200, charge.wire(), {}, rule.name) if succeeded and charge else reply
         saved = None if _unsaved(reply, rule) else committed
         if charge is not None:
-            await self.store.add_charge(attempt.tenant_key, charge, attempt.key, saved)
-            await self.store.add_events(attempt.tenant_key, [_event(f"charge.{charge.status}", charge.wire(), now)])
+            told = [_event(f"charge.{charge.status}", charge.wire(), now)]
+            await self.store.add_charge(attempt.tenant_key, charge, attempt.key, saved, told)
         elif attempt.key is not None:
             await self.store.save_reply(attempt.tenant_key, attempt.key, saved)
         return reply

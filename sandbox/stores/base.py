@@ -130,9 +130,11 @@ class Store(ABC):
         """A charge's refunds, oldest first."""
 
     @abstractmethod
-    async def add_charge(self, key: str, charge: Charge, idempotency_key: str | None, reply: Reply | None) -> None:
-        """Store a new charge (numbering it: `charge.seq`) and, with a key, the reply it is saved
-        under, together."""
+    async def add_charge(
+        self, key: str, charge: Charge, idempotency_key: str | None, reply: Reply | None, events: list[Event]
+    ) -> None:
+        """Store a new charge (numbering it: `charge.seq`), with a key the reply it is saved under,
+        and the events that tell of it, together."""
 
     @abstractmethod
     async def refund(

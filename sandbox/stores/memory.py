@@ -262,13 +262,16 @@ class MemoryStore(Store):
         tenant = self.tenants.get(key)
         return list(tenant.refunds_of.get(charge_id, ())) if tenant is not None else []
 
-    async def add_charge(self, key: str, charge: Charge, idempotency_key: str | None, reply: Reply | None) -> None:
+    async def add_charge(
+        self, key: str, charge: Charge, idempotency_key: str | None, reply: Reply | None, events: list[Event]
+    ) -> None:
         tenant = self._tenant(key)
         self._seq += 1
         charge.seq = self._seq
         tenant.add_charge(charge)
         if idempotency_key is not None:
             self._save_reply(tenant, idempotency_key, reply)
+        tenant.events.extend(events)
         self._stored(1)
 
     def _stored(self, count: int) -> None:

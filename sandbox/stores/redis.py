@@ -430,10 +430,12 @@ class RedisStore(Store):
 
     async def add_events(self, key: str, events: list[Event]) -> None:
         if events:
-            p = prefix(key)
-            await self._one(
-                *_ev(lua.ADD_EVENTS, (p + b"meta", p + b"events"), EVENTS_KEPT, *(e.dumps() for e in events))
-            )
+            await self._run([self._events_command(key, events)])
+
+    @staticmethod
+    def _events_command(key: str, events: list[Event]) -> tuple[Any, ...]:
+        p = prefix(key)
+        return _ev(lua.ADD_EVENTS, (p + b"meta", p + b"events"), EVENTS_KEPT, *(e.dumps() for e in events))
 
     async def events(self, key: str) -> list[Event]:
         found = await self._one("LRANGE", prefix(key) + b"events", 0, -1, read=True)
@@ -453,7 +455,9 @@ class RedisStore(Store):
         found = await self._one("LRANGE", prefix(key) + b"r:" + _b(charge_id), 0, -1, read=True)
         return [lua.refund_of(raw) for raw in found]
 
-    async def add_charge(self, key: str, charge: Charge, idempotency_key: str | None, reply: Reply | None) -> None:
+    async def add_charge(
+        self, key: str, charge: Charge, idempotency_key: str | None, reply: Reply | None, events: list[Event]
+    ) -> None:
         p = prefix(key)
         # The number comes from the global slot and the charge goes to the tenant's: two round trips,
         # so that the script that stores it touches one slot only (as a cluster requires).
@@ -463,7 +467,9 @@ class RedisStore(Store):
         settle_at, settled = (float(charge.settle_at or 0), lua.settlement(charge)) if settles else (b"", b"")
         stored = (lua.row(charge), int(charge.created), status, lua.charge_value(charge), settle_at, settled)
         finish = _finish(idempotency_key, reply)
-        await self._run([_ev(lua.ADD_CHARGE, (*keys, p + b"keys", p + b"korder"), *stored, *finish, _b(charge.id))])
+        add = _ev(lua.ADD_CHARGE, (*keys, p + b"keys", p + b"korder"), *stored, *finish, _b(charge.id))
+        # The events in the same round trip, right after the charge (which made the tenant's meta).
+        await self._run([add, self._events_command(key, events)] if events else [add])
 
     async def refund(
         self,

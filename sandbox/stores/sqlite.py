@@ -319,14 +319,18 @@ class SQLiteStore(Store):
         def work(db: sqlite3.Connection) -> None:
             if db.execute("SELECT 1 FROM tenants WHERE key = ?", (key,)).fetchone() is None:
                 return  # events come of stored charges and refunds: a tenant without data keeps none
-            db.executemany("INSERT INTO events (tenant, raw) VALUES (?, ?)", [(key, e.dumps()) for e in events])
-            db.execute(
-                "DELETE FROM events WHERE tenant = ?1 AND n <= "
-                "(SELECT n FROM events WHERE tenant = ?1 ORDER BY n DESC LIMIT 1 OFFSET ?2)",
-                (key, EVENTS_KEPT),
-            )  # n counts every tenant's events: the tenant's own newest EVENTS_KEPT stay
+            self._add_events(db, key, events)
 
         await self._submit(work)
+
+    @staticmethod
+    def _add_events(db: sqlite3.Connection, key: str, events: list[Event]) -> None:
+        db.executemany("INSERT INTO events (tenant, raw) VALUES (?, ?)", [(key, e.dumps()) for e in events])
+        db.execute(
+            "DELETE FROM events WHERE tenant = ?1 AND n <= "
+            "(SELECT n FROM events WHERE tenant = ?1 ORDER BY n DESC LIMIT 1 OFFSET ?2)",
+            (key, EVENTS_KEPT),
+        )  # n counts every tenant's events: the tenant's own newest EVENTS_KEPT stay
 
     async def events(self, key: str) -> list[Event]:
         rows = self._read("SELECT raw FROM events WHERE tenant = ? ORDER BY n", (key,))
@@ -402,13 +406,17 @@ class SQLiteStore(Store):
         charge.seq = int(cursor.lastrowid or 0)
         return True
 
-    async def add_charge(self, key: str, charge: Charge, idempotency_key: str | None, reply: Reply | None) -> None:
+    async def add_charge(
+        self, key: str, charge: Charge, idempotency_key: str | None, reply: Reply | None, events: list[Event]
+    ) -> None:
         def work(db: sqlite3.Connection) -> None:
             if not self._insert(db, key, charge):  # a new tenant (or one just dropped): make it first
                 self._ensure(db, key)
                 self._insert(db, key, charge)
             if idempotency_key is not None:
                 self._save_reply(db, key, idempotency_key, reply)
+            if events:
+                self._add_events(db, key, events)
 
         return await self._submit(work)
 

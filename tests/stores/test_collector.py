@@ -20,7 +20,7 @@ async def main():
     before = len(gc.get_objects())
     for n in range(200_000):
         charge = Charge(f"ch_{n}", 0, 1500, "USD", None, {"order": str(n)}, Status.SUCCEEDED, 1e9 + n)
-        await store.add_charge("tn_gc", charge, None, None)
+        await store.add_charge("tn_gc", charge, None, None, [])
     gc.collect()
     print(len(gc.get_objects()) - before, gc.get_freeze_count())
 

@@ -59,6 +59,15 @@ async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 
 
 # -- events -----------------------------------------------------------------------------------
+async def test_a_new_charge_stores_its_events_with_it_even_for_a_new_tenant(store: Store) -> None:
+    told = [event(), event("charge.pending")]
+
+    await store.add_charge(A, charge(), None, None, told)
+
+    assert await store.events(A) == told
+    assert await store.events(B) == []
+
+
 async def test_events_come_back_oldest_first_as_they_went_in(store: Store) -> None:
     await store.tenant(A, create=True)
     assert await store.events(A) == []
@@ -130,7 +139,7 @@ async def test_a_dropped_tenant_leaves_no_events(store: Store) -> None:
     await store.tenant(A, create=True)
     await store.add_events(A, [event()])
     await store.tenant(B, create=True)
-    await store.add_charge("tn_c", charge(), None, None)  # A, the least recently used, goes
+    await store.add_charge("tn_c", charge(), None, None, [])  # A, the least recently used, goes
     assert await store.tenant(A) is None
     assert await store.events(A) == []
     await store.tenant(A, create=True)
@@ -149,7 +158,7 @@ async def test_settle_due_answers_the_charges_it_settled_once(store: Store) -> N
     fails = pending(1_000_200.0, "failed", "insufficient_funds")
     first = pending(1_000_100.0, None)
     for made in (late, charge(), fails, first):
-        await store.add_charge(A, made, None, None)
+        await store.add_charge(A, made, None, None, [])
     assert await store.settle_due(A, 1_000_050.0) == []
     settled = await store.settle_due(A, 1_000_250.0)
     assert [c.id for c in settled] == [first.id, fails.id]  # in the order they fell due
@@ -166,8 +175,8 @@ async def test_settle_due_answers_the_charges_it_settled_once(store: Store) -> N
 
 async def test_settle_due_answers_only_the_tenants_own(store: Store) -> None:
     mine, theirs = pending(10.0), pending(10.0)
-    await store.add_charge(A, mine, None, None)
-    await store.add_charge(B, theirs, None, None)
+    await store.add_charge(A, mine, None, None, [])
+    await store.add_charge(B, theirs, None, None, [])
     assert [c.id for c in await store.settle_due(A, 20.0)] == [mine.id]
     assert [c.id for c in await store.settle_due(B, 20.0)] == [theirs.id]
 
@@ -176,7 +185,7 @@ async def test_two_processes_settling_at_once_get_each_charge_once(pair: tuple[S
     due = [pending(1_000_000.0 + n, "failed" if n % 3 == 0 else "succeeded") for n in range(30)]
     later = pending(3e9)
     for made in [*due, later]:
-        await pair[0].add_charge(A, made, None, None)
+        await pair[0].add_charge(A, made, None, None, [])
     answers = await asyncio.gather(*(pair[n % 2].settle_due(A, 2e9) for n in range(8)))
     got = [c.id for answer in answers for c in answer]
     assert sorted(got) == sorted(c.id for c in due)  # each due charge exactly once, the later one never
@@ -194,7 +203,7 @@ async def test_sqlite_processes_in_threads_settle_each_charge_once(tmp_path: Pat
     try:
         due = [pending(float(n)) for n in range(200)]
         for made in due:
-            await stores[0].add_charge(A, made, None, None)
+            await stores[0].add_charge(A, made, None, None, [])
         got: list[list[str]] = [[], []]
         start = threading.Barrier(2)
 
@@ -222,7 +231,7 @@ async def test_sqlite_processes_in_threads_settle_each_charge_once(tmp_path: Pat
 async def test_an_older_sqlite_file_is_upgraded(tmp_path: Path, version: str) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     made = SQLiteStore(Settings(store=url))
-    await made.add_charge(A, charge(), None, None)
+    await made.add_charge(A, charge(), None, None, [])
     await made.close()
     db = sqlite3.connect(path_of(url))
     db.execute("DROP TABLE events")

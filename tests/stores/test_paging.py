@@ -17,7 +17,7 @@ _ids = itertools.count(1)
 
 async def add(store: Store, status: str = "succeeded", created: float = 1_000_000.0, **fields: object) -> Charge:
     charge = Charge(f"ch_{next(_ids)}", 0, 100, "USD", None, {}, Status(status), created, **fields)  # type: ignore[arg-type]
-    await store.add_charge(KEY, charge, None, None)
+    await store.add_charge(KEY, charge, None, None, [])
     return charge
 
 

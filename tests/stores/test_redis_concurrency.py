@@ -45,7 +45,7 @@ def refund_of(amount: int) -> Any:
 
 async def test_concurrent_refunds_never_refund_more_than_the_charge(pair: tuple[RedisStore, RedisStore]) -> None:
     charge = Charge("ch_big", 0, 1000, "USD", None, {}, Status.SUCCEEDED, 1_000_000.0)
-    await pair[0].add_charge(KEY, charge, None, None)
+    await pair[0].add_charge(KEY, charge, None, None, [])
 
     async def one(n: int) -> str:
         try:
@@ -66,7 +66,7 @@ async def test_concurrent_refunds_never_refund_more_than_the_charge(pair: tuple[
 
 async def test_a_refund_saves_its_reply_once_under_its_key(pair: tuple[RedisStore, RedisStore]) -> None:
     charge = Charge("ch_keyed", 0, 100, "USD", None, {}, Status.SUCCEEDED, 1_000_000.0)
-    await pair[0].add_charge(KEY, charge, None, None)
+    await pair[0].add_charge(KEY, charge, None, None, [])
     await pair[0].claim(KEY, "rk", Saved("fp", 1.0), 10, 3600.0)
     await asyncio.gather(
         *(pair[n % 2].refund(KEY, charge.id, refund_of(10), "rk", lambda v: Reply(200, {"v": v})) for n in range(5))
@@ -97,7 +97,7 @@ async def test_charges_from_two_processes_are_numbered_apart_and_all_listed(
     pair: tuple[RedisStore, RedisStore],
 ) -> None:
     made = [Charge(f"ch_{n}", 0, 100, "USD", None, {}, Status.SUCCEEDED, 1_000_000.0) for n in range(40)]
-    await asyncio.gather(*(pair[n % 2].add_charge(KEY, charge, None, None) for n, charge in enumerate(made)))
+    await asyncio.gather(*(pair[n % 2].add_charge(KEY, charge, None, None, []) for n, charge in enumerate(made)))
     assert len({charge.seq for charge in made}) == 40
     rows, total = await pair[0].page(KEY, None, 100, 0)
     assert total == 40
@@ -110,7 +110,7 @@ async def test_charges_from_two_processes_are_numbered_apart_and_all_listed(
 
 async def test_settlement_happens_once_whoever_asks(pair: tuple[RedisStore, RedisStore]) -> None:
     pending = Charge("ch_p", 0, 100, "USD", None, {}, Status.PENDING, 1_000_000.0, settle_at=1_000_010.0)
-    await pair[0].add_charge(KEY, pending, None, None)
+    await pair[0].add_charge(KEY, pending, None, None, [])
     await asyncio.gather(*(pair[n % 2].settle_due(KEY, 1_000_020.0) for n in range(10)))
     summary = await pair[0].summary(KEY)
     assert summary is not None

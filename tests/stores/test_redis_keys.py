@@ -50,9 +50,9 @@ def keys(raw: redis.Redis) -> list[str]:
 async def busy(store: RedisStore, key: str) -> Charge:
     """Every kind of state for one tenant."""
     charge = Charge(f"ch_{key}", 0, 1000, "USD", None, {}, Status.SUCCEEDED, 1_000_000.0)
-    await store.add_charge(key, charge, None, None)
+    await store.add_charge(key, charge, None, None, [])
     pending = Charge(f"ch_p_{key}", 0, 100, "USD", None, {}, Status.PENDING, 1_000_001.0, settle_at=2e9)
-    await store.add_charge(key, pending, None, None)
+    await store.add_charge(key, pending, None, None, [])
     await store.refund(
         key, charge.id, lambda c: (Refund("rf_1", charge.id, 10, None, {}, 1.0), "ok"), None, lambda v: None
     )
@@ -108,7 +108,9 @@ async def test_reset_of_everything_spares_other_applications_keys(store: RedisSt
 async def test_odd_tenant_names_get_a_digest_tag_and_stay_apart(store: RedisStore, raw: redis.Redis) -> None:
     odd = ["a}b", "~x", "global", "", "x" * 300, "tn_é", "a{b"]
     for n, key in enumerate(odd):
-        await store.add_charge(key, Charge(f"ch_{n}", 0, 100 + n, "USD", None, {}, Status.SUCCEEDED, 1.0), None, None)
+        await store.add_charge(
+            key, Charge(f"ch_{n}", 0, 100 + n, "USD", None, {}, Status.SUCCEEDED, 1.0), None, None, []
+        )
     for n, key in enumerate(odd):
         rows, total = await store.page(key, None, 10, 0)
         assert (total, [c.amount for c in rows]) == (1, [100 + n])
@@ -122,7 +124,7 @@ async def test_odd_tenant_names_get_a_digest_tag_and_stay_apart(store: RedisStor
 
 async def test_the_index_mends_itself(store: RedisStore, raw: redis.Redis, redis_url: str) -> None:
     # Data the index lost (a write that raced the tenant's drop) is listed again when next read...
-    await store.add_charge("tn_a", Charge("ch_1", 0, 1, "USD", None, {}, Status.SUCCEEDED, 1.0), None, None)
+    await store.add_charge("tn_a", Charge("ch_1", 0, 1, "USD", None, {}, Status.SUCCEEDED, 1.0), None, None, [])
     raw.zrem("ps:{global}:tenants", "tn_a")
     other = RedisStore(Settings(store=f"{redis_url}/3"))  # another process: it has touched nothing yet
     try:

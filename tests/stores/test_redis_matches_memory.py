@@ -79,7 +79,7 @@ async def step(store: Any, rng: random.Random, n: int, charge_ids: list[str]) ->
         charge_ids.append(charge.id)
         key = rng.choice([None, "k1", "k2"])
         reply = rng.choice([None, Reply(200, {"id": charge.id})])
-        await store.add_charge(tenant, charge, key, reply)
+        await store.add_charge(tenant, charge, key, reply, [])
         return None
     if op == 3:
         return await store.settle_due(tenant, 1000.0 + rng.randrange(50))

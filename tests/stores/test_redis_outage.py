@@ -100,7 +100,7 @@ async def test_no_server_is_a_quick_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable) as caught:
         await made.check()
     with pytest.raises(StoreUnavailable):
-        await made.add_charge(KEY, charge(), None, None)
+        await made.add_charge(KEY, charge(), None, None, [])
     assert time.monotonic() - started < 2
     assert caught.value.status == 503
     assert caught.value.headers == {"Retry-After": "1"}
@@ -108,15 +108,20 @@ async def test_no_server_is_a_quick_store_unavailable() -> None:
 
 
 async def test_a_restarted_redis_is_used_again(store: RedisStore, redis_process: RedisProcess) -> None:
-    await store.add_charge(KEY, charge(), None, None)
+    await store.add_charge(KEY, charge(), None, None, [])
     assert (await store.page(KEY, None, 10, 0))[1] == 1
     redis_process.stop()
-    for call in (store.tenant(KEY), store.add_charge(KEY, charge(), None, None), store.entries(None), store.check()):
+    for call in (
+        store.tenant(KEY),
+        store.add_charge(KEY, charge(), None, None, []),
+        store.entries(None),
+        store.check(),
+    ):
         with pytest.raises(StoreUnavailable):
             await call
     redis_process.start()  # same port, empty (no persistence), and without the scripts
     made = charge()
-    await store.add_charge(KEY, made, None, None)
+    await store.add_charge(KEY, made, None, None, [])
     assert await store.charge(KEY, made.id) is not None
     meta = await store.tenant(KEY)
     assert meta is not None
@@ -139,12 +144,12 @@ async def test_a_frozen_redis_times_out_instead_of_hanging(store: RedisStore, re
 
 
 async def test_scripts_that_redis_forgot_are_loaded_again(store: RedisStore, redis_process: RedisProcess) -> None:
-    await store.add_charge(KEY, charge(), None, None)
+    await store.add_charge(KEY, charge(), None, None, [])
     with redis.Redis(port=redis_process.port) as raw:
         raw.script_flush()
         # One command alone, and commands pipelined with others that must not run twice.
         assert await store.tenant(KEY) is not None
         raw.script_flush()
-        await store.add_charge(KEY, charge(), None, None)
+        await store.add_charge(KEY, charge(), None, None, [])
         assert raw.get("ps:{global}:seq") == b"2"
     assert (await store.page(KEY, None, 10, 0))[1] == 2

@@ -42,7 +42,7 @@ async def test_entries_keep_their_bytes(store: RedisStore, request_body: bytes |
 async def test_charges_keep_odd_text_and_exact_floats(store: RedisStore) -> None:
     made = Charge("ch_odd", 0, 10**15, "USD", ODD, {ODD: ODD, "1": ""}, Status.PENDING, 1_700_000_000.123456)
     made.settle_at, made.settle_to, made.settle_code = 1_700_000_000.987654, "failed", None
-    await store.add_charge(KEY, made, None, None)
+    await store.add_charge(KEY, made, None, None, [])
     stored = await store.charge(KEY, made.id)
     assert stored == made
     meta = await store.tenant(KEY)

@@ -47,7 +47,7 @@ async def test_the_least_recently_used_tenant_is_dropped(store: Store) -> None:
     await store.tenant(A, create=True)
     await store.tenant(B, create=True)
     await store.tenant(A)  # A is now the most recently used
-    await store.add_charge("tn_c", charge(), None, None)
+    await store.add_charge("tn_c", charge(), None, None, [])
     assert await store.tenant(B) is None
     assert await store.tenant(A) is not None
     count, last = await store.drops()
@@ -59,8 +59,8 @@ async def test_the_least_recently_used_tenant_is_dropped(store: Store) -> None:
 
 async def test_summaries_are_most_recently_used_first_with_counts(store: Store) -> None:
     for key in ("tn_1", "tn_2", "tn_3"):
-        await store.add_charge(key, charge(), None, None)
-    await store.add_charge("tn_1", charge(status=Status.FAILED), None, None)
+        await store.add_charge(key, charge(), None, None, [])
+    await store.add_charge("tn_1", charge(status=Status.FAILED), None, None, [])
     listed, total = await store.summaries(0, 2)
     assert total == 3
     assert [s.key for s in listed] == ["tn_1", "tn_3"]
@@ -100,8 +100,8 @@ async def test_uploaded_rules_in_all_are_bounded(store: Store) -> None:
 
 
 async def test_reset_forgets_a_tenant_or_everything(store: Store) -> None:
-    await store.add_charge(A, charge(), None, None)
-    await store.add_charge(B, charge(), None, None)
+    await store.add_charge(A, charge(), None, None, [])
+    await store.add_charge(B, charge(), None, None, [])
     await store.record(entry(A))
     await store.record(entry(B))
     await store.reset(A)
@@ -120,7 +120,7 @@ async def test_a_charge_and_its_key_are_stored_together(store: Store) -> None:
     assert in_flight is not None
     assert (in_flight.fingerprint, in_flight.reply) == ("fp", None)
     made = charge()
-    await store.add_charge(A, made, "k1", reply(id=made.id))
+    await store.add_charge(A, made, "k1", reply(id=made.id), [])
     assert made.seq > 0
     saved = await store.saved(A, "k1", 200.0, 3600.0)
     assert saved is not None
@@ -183,7 +183,7 @@ def refund_of(amount: int) -> Any:
 
 async def test_a_refund_takes_from_the_charge_with_its_key(store: Store) -> None:
     made = charge(1000)
-    await store.add_charge(A, made, None, None)
+    await store.add_charge(A, made, None, None, [])
     await store.claim(A, "rk", Saved("fp", 1.0), 10, 3600.0)
     verdict = await store.refund(A, made.id, refund_of(300), "rk", lambda v: reply(verdict=v))
     assert verdict == "ok"
@@ -200,7 +200,7 @@ async def test_a_refund_takes_from_the_charge_with_its_key(store: Store) -> None
 
 async def test_a_refused_refund_changes_nothing(store: Store) -> None:
     made = charge(1000)
-    await store.add_charge(A, made, None, None)
+    await store.add_charge(A, made, None, None, [])
     with pytest.raises(InvalidRequest):
         await store.refund(A, made.id, refund_of(1001), None, lambda v: None)
     with pytest.raises(InvalidRequest):
@@ -215,7 +215,7 @@ async def test_a_refused_refund_changes_nothing(store: Store) -> None:
 
 async def test_a_verdict_without_a_refund_stores_only_the_key(store: Store) -> None:
     made = charge(1000)
-    await store.add_charge(A, made, None, None)
+    await store.add_charge(A, made, None, None, [])
     await store.claim(A, "rk", Saved("fp", 1.0), 10, 3600.0)
     await store.refund(A, made.id, lambda found: (None, "refused"), "rk", lambda v: reply(400, verdict=v))
     assert (await store.charge(A, made.id)).amount_refunded == 0  # type: ignore[union-attr]
