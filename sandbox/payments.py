@@ -16,6 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
+
 from sandbox.chaos import Chaos
 from sandbox.errors import Conflict, InvalidRequest, NotFound, envelope
 from sandbox.models import Charge, Event, Kind, Outcome, Refund, Reply, Saved, Status, new_id
@@ -206,17 +208,18 @@ class Payments:
             if record == Outcome.PENDING and rule and rule.settle_after is not None:
                 charge.settle_at = now + rule.settle_after
                 charge.settle_to, charge.settle_code = rule.settle_to, rule.settle_code
+        shown = charge.wire() if charge is not None else None  # the reply's body and the event's object
         if rule is None or rule.error is None:
-            reply = committed = Reply(200, charge.wire() if charge else {}, _headers(rule), _name(rule))
+            reply = committed = Reply(200, shown or {}, _headers(rule), _name(rule))
         else:
             reply = _error_reply(rule, charge.id if charge else None)
             # After a commit-then-timeout the key keeps the committed result, so the client's
             # retry with the same key gets the charge, not another timeout.
             succeeded = record == Outcome.SUCCEEDED and charge
-            committed = Reply(200, charge.wire(), {}, rule.name) if succeeded and charge else reply
+            committed = Reply(200, shown or {}, {}, rule.name) if succeeded and charge else reply
         saved = None if _unsaved(reply, rule) else committed
         if charge is not None:
-            told = [_event(f"charge.{charge.status}", charge.wire(), now)]
+            told = [_event(f"charge.{charge.status}", charge.wire() if shown is None else shown, now)]
             await self.store.add_charge(attempt.tenant_key, charge, attempt.key, saved, told)
         elif attempt.key is not None:
             await self.store.save_reply(attempt.tenant_key, attempt.key, saved)
@@ -268,7 +271,7 @@ class Payments:
 
 def _event(kind: str, shown: dict[str, Any], at: float) -> Event:
     """An event telling of `shown` (a charge or refund as the API shows it) at sandbox time `at`."""
-    return Event(new_id("evt_"), kind, at, json.dumps(shown, separators=(",", ":"), ensure_ascii=False).encode())
+    return Event(new_id("evt_"), kind, at, orjson.dumps(shown))
 
 
 def now_of(meta: TenantMeta) -> float:
