@@ -46,7 +46,8 @@ from sandbox.stores.sqlite_rows import (
 
 T = TypeVar("T")
 _log = logging.getLogger("sandbox")
-_TRIM_EVERY = 64  # journal rows inserted between trims (reads look only at the newest journal_size)
+_TRIM_EVERY = 64  # journal rows (or a tenant's events) inserted between trims (reads look only at the newest)
+_COUNTED_TENANTS = 10_000  # tenants whose event inserts this process counts at once
 
 
 class SQLiteStore(Store):
@@ -69,6 +70,7 @@ class SQLiteStore(Store):
         self._last_note, self._noted = -60.0, 0
         self._touched = ("", 0.0)  # the tenant this process last marked as used, and when
         self._inserted = 0
+        self._event_inserts: dict[str, int] = {}  # events this process inserted per tenant since its last trim
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], bool]] = []
 
     def _create_schema(self) -> None:
@@ -323,9 +325,18 @@ class SQLiteStore(Store):
 
         await self._submit(work)
 
-    @staticmethod
-    def _add_events(db: sqlite3.Connection, key: str, events: list[Event]) -> None:
+    def _add_events(self, db: sqlite3.Connection, key: str, events: list[Event]) -> None:
         db.executemany("INSERT INTO events (tenant, raw) VALUES (?, ?)", [(key, e.dumps()) for e in events])
+        # Finding the tenant's oldest row to keep walks EVENTS_KEPT index entries, too dear for every
+        # charge: this process trims a tenant every _TRIM_EVERY of its inserts, and reads look only at
+        # the newest EVENTS_KEPT (so a tenant holds at most _TRIM_EVERY more per process, unseen).
+        added = self._event_inserts.get(key, 0) + len(events)
+        if added < _TRIM_EVERY:
+            self._event_inserts[key] = added
+            return
+        self._event_inserts.pop(key, None)
+        if len(self._event_inserts) > _COUNTED_TENANTS:
+            self._event_inserts.clear()  # the counts only space out trims: losing them costs an early trim
         db.execute(
             "DELETE FROM events WHERE tenant = ?1 AND n <= "
             "(SELECT n FROM events WHERE tenant = ?1 ORDER BY n DESC LIMIT 1 OFFSET ?2)",
@@ -333,7 +344,10 @@ class SQLiteStore(Store):
         )  # n counts every tenant's events: the tenant's own newest EVENTS_KEPT stay
 
     async def events(self, key: str) -> list[Event]:
-        rows = self._read("SELECT raw FROM events WHERE tenant = ? ORDER BY n", (key,))
+        rows = self._read(
+            "SELECT raw FROM (SELECT n, raw FROM events WHERE tenant = ? ORDER BY n DESC LIMIT ?) ORDER BY n",
+            (key, EVENTS_KEPT),
+        )
         return [Event.loads(raw) for (raw,) in rows]
 
     async def charge(self, key: str, charge_id: str) -> Charge | None:
