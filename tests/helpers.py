@@ -54,3 +54,18 @@ def jwt(claims: Any, secret: str | bytes = "s", alg: str = "HS256", header: Any 
     key = secret.encode() if isinstance(secret, str) else secret
     signature = b64url(hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest())
     return f"{head}.{body}.{signature}"
+
+
+UI = "/__sandbox/ui"  # the dashboard's pages
+HTML = {"Accept": "text/html,application/xhtml+xml"}  # what a browser accepts
+
+
+async def page(client: Any, path: str, status: int = 200, **params: str) -> str:
+    """A dashboard page as a browser asks for it (`client`: an httpx.AsyncClient): its HTML, once its
+    status and security headers are checked."""
+    response = await client.get(UI + path, params=params, headers=HTML)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    text: str = response.text
+    return text

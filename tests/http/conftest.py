@@ -26,6 +26,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from sandbox.app import create_app
+from sandbox.auth import tenant_of
 from sandbox.openapi import deref
 from sandbox.settings import Settings
 
@@ -143,6 +144,12 @@ def jwt_app() -> Any:
 def token() -> str:
     """This test's own tenant."""
     return f"tok_{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def key(token: str) -> str:
+    """The test tenant's key, as the dashboard names it."""
+    return tenant_of(f"Bearer {token}")
 
 
 @pytest.fixture

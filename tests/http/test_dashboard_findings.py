@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import HTML, UI, page
 
 from sandbox.app import create_app
 from sandbox.auth import tenant_of
@@ -22,23 +23,7 @@ from sandbox.settings import Settings
 
 pytestmark = pytest.mark.anyio
 API = "/v1/payments"
-UI = "/__sandbox/ui"
-HTML = {"Accept": "text/html,application/xhtml+xml"}
 ATTACK = "<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture
-def key(token: str) -> str:
-    """The test tenant's key, as the dashboard names it."""
-    return tenant_of(f"Bearer {token}")
-
-
-async def page(client: httpx.AsyncClient, path: str, status: int = 200, **params: str) -> str:
-    response = await client.get(UI + path, params=params, headers=HTML)
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("text/html")
-    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
-    return response.text
 
 
 def rows(text: str) -> list[str]:
