@@ -38,6 +38,9 @@ def trickle(port: int, outcome: list[str], give_up_after: float) -> None:
                     return
             except TimeoutError:
                 pass
+            except OSError:  # closed with bytes of ours unread: the kernel answers with a reset
+                outcome.append("closed")
+                return
             if time.monotonic() - started > give_up_after:
                 outcome.append("still open")
                 return
