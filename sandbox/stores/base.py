@@ -23,8 +23,9 @@ from sandbox.settings import Settings
 
 MAX_UPLOADED_RULES = 50_000  # scenario rules uploaded for tenants, all together (~2 KB each)
 EVENTS_KEPT = 1_000  # events kept per tenant, the oldest dropped first
+ATTEMPTS_KEPT = 100  # webhook delivery attempts kept per endpoint, the oldest dropped first
 T = TypeVar("T")
-__all__ = ["EVENTS_KEPT", "MAX_UPLOADED_RULES", "Store", "StoreUnavailable", "TenantMeta"]
+__all__ = ["ATTEMPTS_KEPT", "EVENTS_KEPT", "MAX_UPLOADED_RULES", "Store", "StoreUnavailable", "TenantMeta"]
 
 
 class TenantMeta(Protocol):
@@ -43,6 +44,11 @@ class TenantMeta(Protocol):
     @property
     def next_settle(self) -> float | None:
         """The sandbox time of the earliest pending settlement, if any."""
+
+    @property
+    def hooks(self) -> int:
+        """How many webhook endpoints the tenant has registered (so a tenant without any never
+        reads them)."""
 
 
 class Store(ABC):
@@ -70,8 +76,9 @@ class Store(ABC):
 
     @abstractmethod
     async def advance_clock(self, key: str, seconds: float, real_now: float, last: float) -> TenantMeta | None:
-        """Move the tenant's clock forward, unless its time (`real_now` + offset) would pass `last`:
-        then nothing changes and the answer is None."""
+        """Move the tenant's clock forward, and its queued jobs' due times back by as much (they follow
+        the tenant's clock), unless its time (`real_now` + offset) would pass `last`: then nothing
+        changes and the answer is None."""
 
     @abstractmethod
     async def rules(self, key: str) -> tuple[str, str] | None:
@@ -84,8 +91,9 @@ class Store(ABC):
 
     @abstractmethod
     async def reset(self, key: str | None) -> None:
-        """Forget one tenant (charges, refunds, keys, marks, clock, rules, journal entries), or all
-        (and the count of dropped tenants)."""
+        """Forget one tenant (charges, refunds, keys, marks, clock, rules, events, webhook endpoints,
+        queued jobs, attempts, journal entries), or all (and the count of dropped tenants). A tenant
+        dropped to make room loses the same."""
 
     @abstractmethod
     async def summary(self, key: str) -> Summary | None:
@@ -174,6 +182,42 @@ class Store(ABC):
     @abstractmethod
     async def unmark(self, key: str, marker: str) -> None:
         """Forget the mark (the retry got through)."""
+
+    # -- webhooks (webhooks.py): endpoints, a queue of jobs due at real times, attempts ----------
+    @abstractmethod
+    async def add_hook(self, key: str, hook_id: str, raw: bytes, limit: int) -> bool:
+        """Register an endpoint (`raw`, its JSON) for the tenant, creating the tenant; False, and
+        nothing stored, when the tenant holds `limit` already."""
+
+    @abstractmethod
+    async def hooks(self, key: str) -> list[bytes]:
+        """The tenant's endpoints, oldest first."""
+
+    @abstractmethod
+    async def remove_hook(self, key: str, hook_id: str) -> bool:
+        """Forget an endpoint and its attempts (its queued jobs stay, and find it gone); False when
+        the tenant had no such endpoint."""
+
+    @abstractmethod
+    async def queue(self, key: str, jobs: list[tuple[str, float, bytes]], limit: int) -> int:
+        """Queue jobs `(id, due, raw)` for the tenant, `due` a real (unix) time, creating no tenant
+        (none is queued for an absent one). At most `limit` jobs wait per tenant: those beyond are
+        not queued. How many were."""
+
+    @abstractmethod
+    async def take(self, now: float, limit: int) -> list[tuple[str, bytes]]:
+        """Remove and return up to `limit` jobs due at real time `now` or before, of any tenant,
+        earliest first, as (tenant, raw): each job goes to one caller, however many processes take
+        at once."""
+
+    @abstractmethod
+    async def log_attempt(self, key: str, hook_id: str, raw: bytes) -> None:
+        """Add a delivery attempt (`raw`, its JSON) to the endpoint's log, creating no tenant;
+        beyond ATTEMPTS_KEPT the oldest go."""
+
+    @abstractmethod
+    async def attempts(self, key: str, hook_id: str) -> list[bytes]:
+        """The endpoint's logged attempts, oldest first."""
 
     # -- the request journal ----------------------------------------------------------------------
     @abstractmethod

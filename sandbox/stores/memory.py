@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sandbox.models import STATUSES, Charge, Entry, Event, Refund, Reply, Saved, Summary
-from sandbox.stores.base import EVENTS_KEPT, MAX_UPLOADED_RULES, Store
+from sandbox.stores.base import ATTEMPTS_KEPT, EVENTS_KEPT, MAX_UPLOADED_RULES, Store
 
 T = TypeVar("T")
 _log = logging.getLogger("sandbox")
@@ -56,6 +56,13 @@ class Tenant:
     _by_status: dict[str, list[Charge]] = field(default_factory=lambda: {s: [] for s in STATUSES})
     _settlements: list[tuple[float, int, str]] = field(default_factory=list)
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))
+    endpoints: dict[str, bytes] = field(default_factory=dict)  # webhook endpoints, oldest first
+    jobs: dict[str, tuple[float, bytes]] = field(default_factory=dict)  # queued webhook jobs: id -> (due, raw)
+    attempt_logs: dict[str, deque[bytes]] = field(default_factory=dict)  # endpoint id -> its attempts
+
+    @property
+    def hooks(self) -> int:
+        return len(self.endpoints)
 
     @property
     def next_settle(self) -> float | None:
@@ -140,6 +147,11 @@ class MemoryStore(Store):
         self.journal: deque[Entry] = deque(maxlen=self.settings.journal_size)
         self.journal_counts: Counter[str] = Counter()
         self.last_seen: dict[str, float] = {}
+        # Every queued job of every tenant by due time: (due, n, tenant, job id). An entry whose job
+        # is gone or now due at another time (a clock moved) is skipped when it comes up.
+        self._due: list[tuple[float, int, str, str]] = []
+        self._pushed = 0
+        self._queued = 0  # jobs queued in all (the heap may hold more entries: skipped ones)
 
     async def close(self) -> None:
         """Nothing to let go of."""
@@ -167,6 +179,7 @@ class MemoryStore(Store):
 
     def _drop(self, key: str, limit: str) -> None:
         dropped = self.tenants.pop(key)
+        self._queued -= len(dropped.jobs)
         self.uploaded -= dropped.uploaded
         self.dropped += 1
         now = time.time()
@@ -183,6 +196,10 @@ class MemoryStore(Store):
         if real_now + tenant.clock_offset + seconds > last:
             return None
         tenant.clock_offset += seconds
+        if tenant.jobs and seconds:
+            tenant.jobs = {job_id: (due - seconds, raw) for job_id, (due, raw) in tenant.jobs.items()}
+            for job_id, (due, _) in tenant.jobs.items():
+                self._push_due(due, key, job_id)
         return tenant
 
     async def rules(self, key: str) -> tuple[str, str] | None:
@@ -204,10 +221,13 @@ class MemoryStore(Store):
     async def reset(self, key: str | None) -> None:
         if key is None:
             self.tenants.clear()
-            self.uploaded = self.dropped = 0
+            self._due.clear()
+            self.uploaded = self.dropped = self._queued = 0
             self.last_dropped = None
         elif key in self.tenants:
-            self.uploaded -= self.tenants.pop(key).uploaded
+            gone = self.tenants.pop(key)
+            self.uploaded -= gone.uploaded
+            self._queued -= len(gone.jobs)
         await self.forget(key)
 
     async def summary(self, key: str) -> Summary | None:
@@ -365,6 +385,66 @@ class MemoryStore(Store):
         tenant = self.tenants.get(key)
         if tenant is not None:
             tenant.failed_once.pop(marker, None)
+
+    # -- webhooks ----------------------------------------------------------------------------
+    async def add_hook(self, key: str, hook_id: str, raw: bytes, limit: int) -> bool:
+        tenant = self._tenant(key)
+        if len(tenant.endpoints) >= limit:
+            return False
+        tenant.endpoints[hook_id] = raw
+        return True
+
+    async def hooks(self, key: str) -> list[bytes]:
+        tenant = self.tenants.get(key)
+        return list(tenant.endpoints.values()) if tenant is not None else []
+
+    async def remove_hook(self, key: str, hook_id: str) -> bool:
+        tenant = self.tenants.get(key)
+        if tenant is None or tenant.endpoints.pop(hook_id, None) is None:
+            return False
+        tenant.attempt_logs.pop(hook_id, None)
+        return True
+
+    async def queue(self, key: str, jobs: list[tuple[str, float, bytes]], limit: int) -> int:
+        tenant = self.tenants.get(key)
+        if tenant is None:
+            return 0
+        room = jobs[: max(0, limit - len(tenant.jobs))]
+        for job_id, due, raw in room:
+            tenant.jobs[job_id] = (due, raw)
+            self._queued += 1
+            self._push_due(due, key, job_id)
+        return len(room)
+
+    def _push_due(self, due: float, key: str, job_id: str) -> None:
+        self._pushed += 1
+        heapq.heappush(self._due, (due, self._pushed, key, job_id))
+        if len(self._due) > 2 * self._queued + 1000:  # mostly entries to skip: keep only the live ones
+            self._due = [(d, n, k, j) for d, n, k, j in self._due if self._live(k, j, d)]
+            heapq.heapify(self._due)
+
+    def _live(self, key: str, job_id: str, due: float) -> bool:
+        tenant = self.tenants.get(key)
+        found = tenant.jobs.get(job_id) if tenant is not None else None
+        return found is not None and found[0] == due
+
+    async def take(self, now: float, limit: int) -> list[tuple[str, bytes]]:
+        taken: list[tuple[str, bytes]] = []
+        while self._due and self._due[0][0] <= now and len(taken) < limit:
+            due, _, key, job_id = heapq.heappop(self._due)
+            if self._live(key, job_id, due):
+                taken.append((key, self.tenants[key].jobs.pop(job_id)[1]))
+                self._queued -= 1
+        return taken
+
+    async def log_attempt(self, key: str, hook_id: str, raw: bytes) -> None:
+        tenant = self.tenants.get(key)
+        if tenant is not None:
+            tenant.attempt_logs.setdefault(hook_id, deque(maxlen=ATTEMPTS_KEPT)).append(raw)
+
+    async def attempts(self, key: str, hook_id: str) -> list[bytes]:
+        tenant = self.tenants.get(key)
+        return list(tenant.attempt_logs.get(hook_id, ())) if tenant is not None else []
 
     # -- the request journal ----------------------------------------------------------------------
     async def record(self, entry: Entry) -> None:
