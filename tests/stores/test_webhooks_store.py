@@ -51,7 +51,8 @@ async def test_endpoints_are_kept_oldest_first_and_counted_on_the_tenant(store: 
     assert await store.add_hook(A, "we_1", b'{"id": "we_1"}', limit=3)
     assert await store.add_hook(A, "we_2", b'{"id": "we_2"}', limit=3)
     meta = await store.tenant(A)
-    assert meta is not None and meta.hooks == 2
+    assert meta is not None
+    assert meta.hooks == 2
     assert await store.hooks(A) == [b'{"id": "we_1"}', b'{"id": "we_2"}']
     assert await store.hooks(B) == []
     assert await store.tenant(B) is None
@@ -63,7 +64,8 @@ async def test_an_endpoint_over_the_limit_is_refused_and_not_stored(store: Store
     assert not await store.add_hook(A, "we_x", b'{"x": 1}', limit=2)
     assert len(await store.hooks(A)) == 2
     meta = await store.tenant(A)
-    assert meta is not None and meta.hooks == 2
+    assert meta is not None
+    assert meta.hooks == 2
 
 
 async def test_removing_an_endpoint_forgets_it_and_its_attempts(store: Store) -> None:
@@ -76,12 +78,14 @@ async def test_removing_an_endpoint_forgets_it_and_its_attempts(store: Store) ->
     assert await store.hooks(A) == [b"2"]
     assert await store.attempts(A, "we_1") == []
     meta = await store.tenant(A)
-    assert meta is not None and meta.hooks == 1
+    assert meta is not None
+    assert meta.hooks == 1
 
 
 async def test_a_tenant_without_endpoints_counts_none(store: Store) -> None:
     meta = await store.tenant(A, create=True)
-    assert meta is not None and meta.hooks == 0
+    assert meta is not None
+    assert meta.hooks == 0
 
 
 async def test_jobs_are_taken_when_due_earliest_first_and_only_once(store: Store) -> None:
@@ -164,13 +168,15 @@ async def test_a_reset_takes_the_tenants_endpoints_jobs_and_attempts_and_only_it
         await store.log_attempt(key, "we_1", key.encode())
         await store.queue(key, [job(T0, key)], limit=10)
     await store.reset(A)
-    assert await store.hooks(A) == [] and await store.attempts(A, "we_1") == []
+    assert await store.hooks(A) == []
+    assert await store.attempts(A, "we_1") == []
     assert [tenant for tenant, _ in await store.take(T0 + 1, 10)] == [B]
     assert await store.hooks(B) == [B.encode()]
     assert await store.attempts(B, "we_1") == [B.encode()]
     await store.queue(B, [job(T0)], limit=10)
     await store.reset(None)
-    assert await store.hooks(B) == [] and await store.take(T0 + 1, 10) == []
+    assert await store.hooks(B) == []
+    assert await store.take(T0 + 1, 10) == []
 
 
 async def test_a_dropped_tenant_leaves_no_endpoints_jobs_or_attempts(store: Store) -> None:
@@ -181,10 +187,12 @@ async def test_a_dropped_tenant_leaves_no_endpoints_jobs_or_attempts(store: Stor
     await store.tenant("tn_c", create=True)
     await store.tenant("tn_d", create=True)  # A, the least recently used, goes
     assert await store.tenant(A) is None
-    assert await store.hooks(A) == [] and await store.attempts(A, "we_1") == []
+    assert await store.hooks(A) == []
+    assert await store.attempts(A, "we_1") == []
     assert await store.take(T0 + 1, 10) == []
     meta = await store.tenant(A, create=True)
-    assert meta is not None and meta.hooks == 0
+    assert meta is not None
+    assert meta.hooks == 0
 
 
 async def test_two_processes_taking_at_once_get_each_job_once(pair: tuple[Store, Store]) -> None:
