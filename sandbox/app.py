@@ -31,6 +31,7 @@ from sandbox.scenarios import load_rules
 from sandbox.settings import BUNDLED_SPEC, Settings
 from sandbox.stores import open_store
 from sandbox.tenants import Tenants
+from sandbox.webhooks import Webhooks
 from sandbox.wire import error_response, json_response, render, send_json
 from sandbox.worker import Worker
 
@@ -47,6 +48,7 @@ class Front:
     def __init__(self, api: PaymentsAPI, rest: ASGIApp, settings: Settings) -> None:
         self.api = api
         self.store = api.store
+        self.webhooks = api.payments.webhooks
         self.prefix = api.contract.prefix
         self.rest = rest
         self.settings = settings
@@ -100,13 +102,17 @@ class Front:
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         """Start: make SIGTERM/SIGINT end scripted delays at once, so that a request waiting out a
         `delay_ms` (up to 120 s) is answered before the server stops instead of being cut off.
-        Stop: let go of the store."""
+        Start the webhook deliverer. Stop: stop it, and let go of the store."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self._end_delays_on_signals(asyncio.get_running_loop())
+                if self.webhooks is not None:
+                    self.webhooks.deliverer.start(persistent=True)  # takes jobs any process queued
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.webhooks is not None:
+                    await self.webhooks.close()
                 await self.store.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -146,7 +152,9 @@ def create_app(settings: Settings) -> Front:
     contract = load_contract(settings.spec, check_document=settings.spec.resolve() != BUNDLED_SPEC.resolve())
     rules = load_rules(settings.scenario_files())
     store = open_store(settings)
-    payments = Payments(store, rules, settings.idempotency_keys, Chaos(settings.chaos_seed))
+    webhooks = Webhooks(store, settings)
+    payments = Payments(store, rules, settings.idempotency_keys, Chaos(settings.chaos_seed), webhooks)
+    webhooks.settle = payments.tenant  # reading a tenant settles what is due
     watcher = Watcher(settings.max_tenants)
     tenants = Tenants(payments, store, Worker(), watcher)
     auth = Auth(settings)

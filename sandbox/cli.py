@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from sandbox import __version__
@@ -90,6 +92,19 @@ def _hosts(text: str) -> tuple[str, ...]:
             f"{shown!r} is not a host name; give names such as sandbox,api.test (no port), or * for any"
         )
     return names
+
+
+def _webhook_url(text: str) -> str:
+    from sandbox.webhooks import refusal
+
+    why = refusal(text, ("*",))  # the host is checked once --webhook-allow-hosts is known too
+    if why is not None:
+        raise argparse.ArgumentTypeError(why)
+    return text
+
+
+def _webhook_urls(text: str) -> list[str]:
+    return [_webhook_url(url.strip()) for url in text.split(",") if url.strip()]
 
 
 def _level(text: str) -> str:
@@ -227,6 +242,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed of every tenant's draws for rules with a probability (default 0): the same requests in "
         "the same order meet the same faults",
     )
+    serve.add_argument(
+        "--webhook-url",
+        action="append",
+        type=_webhook_url,
+        metavar="URL",
+        help="POST every tenant's events to this endpoint too (repeatable; env: comma-separated), signed "
+        "with --webhook-secret; loopback only unless --webhook-allow-hosts names its host",
+    )
+    serve.add_argument(
+        "--webhook-secret",
+        metavar="SECRET",
+        help="the secret that signs deliveries to --webhook-url (default: a new one each start, printed)",
+    )
+    serve.add_argument(
+        "--webhook-allow-hosts",
+        type=_hosts,
+        metavar="NAMES",
+        help="comma-separated hosts webhooks may be sent to besides loopback ones (127.0.0.1, ::1, "
+        "localhost); * allows any: only where tenants are trusted",
+    )
     serve.add_argument("--access-log", action="store_const", const=True, default=None, help="log every request line")
 
     check = commands.add_parser("check", help="check scenario files; exit 0 when all are valid, 1 otherwise")
@@ -259,6 +294,9 @@ def _from_env(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: S
         "access_log": _flag,
         "chaos": _profile,
         "chaos_seed": _chaos_seed,
+        "webhook_url": _webhook_urls,
+        "webhook_secret": str,
+        "webhook_allow_hosts": _hosts,
     }
     given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
     for name, convert in converters.items():
@@ -297,6 +335,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         idempotency_keys=args.idempotency_keys,
         chaos=args.chaos,
         chaos_seed=args.chaos_seed,
+        webhook_urls=tuple(args.webhook_url or ()),
+        webhook_secret=args.webhook_secret or None,
+        webhook_allow_hosts=args.webhook_allow_hosts or (),
     )
 
 
@@ -341,4 +382,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return check(args.files)
     _from_env(parser, args, argv)
-    return serve(settings_from(args), bool(args.access_log))
+    settings = settings_from(args)
+    if settings.webhook_urls:
+        from sandbox.webhooks import refusal
+
+        for url in settings.webhook_urls:
+            why = refusal(url, settings.webhook_allow_hosts)
+            if why is not None:
+                parser.error(f"--webhook-url {url[:200]}: {why}")
+        if settings.webhook_secret is None:
+            settings = replace(settings, webhook_secret="whsec_" + secrets.token_hex(24))
+            print(f"payments-sandbox: webhooks to --webhook-url are signed with {settings.webhook_secret}"
+                  " (set --webhook-secret to choose it)", file=sys.stderr)  # fmt: skip
+    return serve(settings, bool(args.access_log))

@@ -1,5 +1,5 @@
 """The control API under /__sandbox: health, tenants, scenarios, journal, findings, coverage, reset,
-seed, clock.
+seed, clock, events and webhooks.
 
 Calls act on the tenant named by `Authorization: Bearer` (the same tenant the API sees), or on
 every tenant when no token is given. With a control token configured, every call except health
@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from sandbox import __version__
 from sandbox.auth import Auth
-from sandbox.errors import InvalidRequest, Unauthorized
+from sandbox.errors import InvalidRequest, NotFound, Unauthorized
 from sandbox.findings import CODES, coverage_of, findings_of
 from sandbox.guard import JSON_TYPES, YAML_TYPES, refuse_cross_site, require_body_type
 from sandbox.models import EVENT_TYPES, rfc3339
@@ -29,6 +29,7 @@ from sandbox.payments import now_of
 from sandbox.settings import PACKAGE_DIR, Settings
 from sandbox.stores.base import EVENTS_KEPT
 from sandbox.tenants import MAX_CLOCK_ADVANCE, MAX_SEED, Tenants
+from sandbox.webhooks import Webhooks
 from sandbox.wire import json_response, parse_json, read_body
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -57,6 +58,11 @@ class Control:
             ("/seed", self.seed, "POST"),
             ("/tenants", self.list_tenants, "GET"),
             ("/events", self.events, "GET"),
+            ("/events/{event_id}/redeliver", self.redeliver, "POST"),
+            ("/webhooks", self.add_webhook, "POST"),
+            ("/webhooks", self.webhooks, "GET"),
+            ("/webhooks/{hook_id}", self.delete_webhook, "DELETE"),
+            ("/webhooks/{hook_id}/deliveries", self.deliveries, "GET"),
             ("/openapi.json", self.openapi, "GET"),
         ]
         return [Route("/health", self.health, methods=["GET"])] + [
@@ -213,6 +219,51 @@ class Control:
         if kind is not None:
             events = [e for e in events if e.type == kind or (kind.endswith(".*") and e.type.startswith(kind[:-1]))]
         return json_response(200, {"data": [event.wire() for event in events[:limit]], "has_more": len(events) > limit})
+
+    # -- webhooks (webhooks.py) -------------------------------------------------------------
+    @property
+    def _webhooks(self) -> Webhooks:
+        webhooks = self.tenants.payments.webhooks
+        assert webhooks is not None  # create_app gives Payments its Webhooks
+        return webhooks
+
+    async def add_webhook(self, request: Request) -> Response:
+        """Register an endpoint for the tenant's events: its id and the secret that signs them."""
+        tenant = self._required_tenant(request, "Registering a webhook endpoint")
+        hook = await self._webhooks.register(tenant, await self._json(request))
+        return json_response(200, hook.wire())
+
+    async def webhooks(self, request: Request) -> Response:
+        tenant = self._required_tenant(request, "Listing webhook endpoints")
+        return json_response(200, {"data": [hook.wire() for hook in await self._webhooks.hooks(tenant)]})
+
+    async def delete_webhook(self, request: Request) -> Response:
+        tenant = self._required_tenant(request, "Deleting a webhook endpoint")
+        hook_id = request.path_params["hook_id"]
+        await self._webhooks.remove(tenant, hook_id)
+        return json_response(200, {"id": hook_id, "deleted": True})
+
+    async def deliveries(self, request: Request) -> Response:
+        """Every attempt to deliver to the endpoint (the newest ATTEMPTS_KEPT), newest first."""
+        tenant = self._required_tenant(request, "Listing webhook deliveries")
+        return json_response(200, {"data": await self._webhooks.attempts(tenant, request.path_params["hook_id"])})
+
+    async def redeliver(self, request: Request) -> Response:
+        """Send an event again, now: to the endpoint `webhook` names, or to every one that wants it."""
+        tenant = self._required_tenant(request, "Redelivering an event")
+        body = await self._json(request)
+        hook_id = body.get("webhook")
+        if hook_id is not None and not isinstance(hook_id, str):
+            raise InvalidRequest("parameter_invalid", "webhook must be an endpoint id (we_...).", "webhook")
+        event_id = request.path_params["event_id"]
+        event = next((e for e in await self.tenants.store.events(tenant) if e.id == event_id), None)
+        if event is None:
+            raise NotFound(
+                "resource_missing",
+                f"No event {event_id[:64]!r} among this tenant's (the newest {EVENTS_KEPT} are kept).",
+                "event_id",
+            )
+        return json_response(200, {"deliveries": await self._webhooks.redeliver(tenant, event, hook_id)})
 
     async def list_tenants(self, request: Request) -> Response:
         listed, _ = await self.tenants.summaries(0, self.tenants.store.max_tenants)

@@ -280,7 +280,7 @@ def _view(code: str, entry: Entry, requests: Iterable[str]) -> dict[str, Any]:
 
 async def _unresolved(tenants: Tenants, entries: list[Entry]) -> list[tuple[float, dict[str, Any]]]:
     """pending_never_resolved: charges the client was shown pending, never shown settled since,
-    that have settled by now."""
+    that have settled by now, and whose settlement no endpoint of the tenant answered 2xx to."""
     shown: dict[tuple[str, str], list[Entry]] = {}  # (tenant, charge id) -> the calls that showed it pending
     for entry in entries:  # oldest first
         if entry.tenant is None or not 200 <= entry.status < 300:
@@ -294,10 +294,17 @@ async def _unresolved(tenants: Tenants, entries: list[Entry]) -> list[tuple[floa
             else:
                 shown.pop(ref, None)
     found = []
+    heard: dict[str, set[str]] = {}  # tenant -> charges whose settlement its endpoints acknowledged
+    webhooks = tenants.payments.webhooks
     for (tenant, charge_id), calls in shown.items():
         await tenants.payments.tenant(tenant)  # settles what is due by the tenant's clock
         charge = await tenants.store.charge(tenant, charge_id)
         if charge is not None and charge.status != Status.PENDING:
+            if webhooks is not None and tenant not in heard:
+                heard[tenant] = await webhooks.delivered(tenant, ("charge.succeeded", "charge.failed"))
+            if charge_id in heard.get(tenant, ()):
+                continue  # the client heard of the settlement by webhook
+
             requests = dict.fromkeys((calls[0].id, calls[-1].id))
             found.append((calls[-1].started, _view("pending_never_resolved", calls[-1], requests)))
     return found

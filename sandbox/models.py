@@ -169,6 +169,16 @@ class Fault:
     bytes_per_second: int = 100
 
 
+@dataclass(frozen=True)
+class Misdelivery:
+    """A rule's `then.webhooks`: what goes wrong with the webhook deliveries of its events."""
+
+    duplicate: int = 1  # each event is delivered this many times
+    delay_seconds: float = 0.0  # the first delivery waits this long on the tenant's clock
+    out_of_order: bool = False  # newest first (a pending charge's charge.pending after its settlement)
+    bad_signature: bool = False  # signed with a secret that is not the endpoint's
+
+
 @dataclass
 class Saved:
     """An idempotency key's result; `reply` is None while the first request is still in flight."""

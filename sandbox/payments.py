@@ -23,6 +23,7 @@ from sandbox.errors import Conflict, InvalidRequest, NotFound, envelope
 from sandbox.models import Charge, Event, Kind, Outcome, Refund, Reply, Saved, Status, new_id
 from sandbox.scenarios import Rule, RuleSet, rules_from_catalog
 from sandbox.stores import Store, TenantMeta
+from sandbox.webhooks import Webhooks
 
 IDEMPOTENCY_TTL = 24 * 3600.0
 # 429 and 503 mean the processor turned the request away before doing anything, so, as with
@@ -49,12 +50,18 @@ class Attempt:
 
 class Payments:
     def __init__(
-        self, store: Store, rules: RuleSet, idempotency_keys: int = 10_000, chaos: Chaos | None = None
+        self,
+        store: Store,
+        rules: RuleSet,
+        idempotency_keys: int = 10_000,
+        chaos: Chaos | None = None,
+        webhooks: Webhooks | None = None,
     ) -> None:
         self.store = store
         self.rules = rules
         self.idempotency_keys = idempotency_keys
         self.chaos = chaos or Chaos(0)
+        self.webhooks = webhooks  # where events are queued for delivery; None: they are only stored
         self._rulesets: OrderedDict[str, RuleSet] = OrderedDict()
 
     # -- state access ---------------------------------------------------------------------
@@ -62,18 +69,25 @@ class Payments:
         """The tenant (created only if asked: writes), with pending charges that are due settled."""
         meta = await self.store.tenant(key, create=create)
         if meta is not None and meta.next_settle is not None and meta.next_settle <= now_of(meta):
-            await self.settle(key, now_of(meta))
+            await self.settle(key, now_of(meta), meta)
         return meta
 
-    async def settle(self, key: str, now: float) -> None:
+    async def settle(self, key: str, now: float, meta: TenantMeta | None = None) -> None:
         """Settle the tenant's pending charges that are due at `now`, each with its event (only the
-        process whose store call settled a charge tells of it)."""
+        process whose store call settled a charge tells of it, and queues its webhooks)."""
         settled = await self.store.settle_due(key, now)
-        if settled:
-            settled.sort(key=lambda c: (c.settled_at or now, c.seq))
-            await self.store.add_events(
-                key, [_event(f"charge.{c.status}", c.wire(), c.settled_at or now) for c in settled]
-            )
+        if not settled:
+            return
+        settled.sort(key=lambda c: (c.settled_at or now, c.seq))
+        events = [_event(f"charge.{c.status}", c.wire(), c.settled_at or now) for c in settled]
+        await self.store.add_events(key, events)
+        meta = meta or await self.store.tenant(key)
+        if self.webhooks is None or meta is None or not self.webhooks.wanted(meta):
+            return
+        rules = await self.rules_for(meta)
+        for charge, event in zip(settled, events, strict=True):
+            rule = rules.by_name.get((Kind.CHARGE, charge.scenario)) if charge.scenario else None
+            await self.webhooks.publish(meta, [event], rule.webhooks if rule else None)
 
     async def rules_for(self, meta: TenantMeta | None) -> RuleSet:
         """The tenant's rule set: its uploaded rules ahead of the files'."""
@@ -221,6 +235,9 @@ class Payments:
         if charge is not None:
             told = [_event(f"charge.{charge.status}", charge.wire() if shown is None else shown, now)]
             await self.store.add_charge(attempt.tenant_key, charge, attempt.key, saved, told)
+            if self.webhooks is not None and meta is not None and self.webhooks.wanted(meta):
+                settle_at = charge.settle_at if charge.status == Status.PENDING else None
+                await self.webhooks.publish(meta, told, rule.webhooks if rule else None, settle_at)
         elif attempt.key is not None:
             await self.store.save_reply(attempt.tenant_key, attempt.key, saved)
         return reply
@@ -266,6 +283,8 @@ class Payments:
         _, reply = await self.store.refund(attempt.tenant_key, body["charge_id"], decide, attempt.key, saved)
         if told:
             await self.store.add_events(attempt.tenant_key, told)
+            if self.webhooks is not None and meta is not None and self.webhooks.wanted(meta):
+                await self.webhooks.publish(meta, told, rule.webhooks if rule else None)
         return reply
 
 

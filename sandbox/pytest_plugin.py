@@ -24,13 +24,16 @@ import os
 import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from sandbox.control_client import ControlClient, ControlError
 from sandbox.pytest_report import SessionReport
 from sandbox.remote import JournalEntry, Tenant, describe, describe_finding
+
+if TYPE_CHECKING:
+    from sandbox.receiver import Receiver
 
 __all__ = ["JournalEntry", "PaymentsSandbox"]
 
@@ -275,6 +278,16 @@ def payments_sandbox(
     # gone already when the run was interrupted.
     with contextlib.suppress(OSError, ControlError):
         sandbox.reset()
+
+
+@pytest.fixture
+def payments_webhooks(payments_sandbox: PaymentsSandbox) -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 registered for the test's tenant (receiver.py): it checks
+    each delivery's signature; `wait_for("charge.succeeded")`, `events`, `forged`, `deliveries`,
+    `fail_next(n)`. Closed when the test ends."""
+    receiver = payments_sandbox.webhook_receiver()
+    yield receiver
+    receiver.close()
 
 
 def _load_chaos(sandbox: Tenant, name: object) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
+from urllib.parse import quote
 
 from sandbox.control_client import ControlClient
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     import ssl
 
     import httpx
+
+    from sandbox.receiver import Receiver
 
 __all__ = ["Coverage", "Finding", "JournalEntry", "Met", "Tenant", "describe", "describe_finding"]
 
@@ -244,6 +247,55 @@ class Tenant:
         answer = self.control.call("POST", "/scenarios", self.token, body=text, content_type="application/yaml")
         rules: list[dict[str, Any]] = answer["rules"]
         return rules
+
+    # -- events and webhooks ----------------------------------------------------------------
+    def events(self, type: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """This tenant's events, oldest first (the first `limit`), of a type or `kind.*` if given."""
+        query: dict[str, object] = {"limit": limit, **({"type": type} if type else {})}
+        events: list[dict[str, Any]] = self.control.call("GET", "/events", self.token, query=query)["data"]
+        return events
+
+    def add_webhook(self, url: str, events: list[str] | None = None) -> dict[str, Any]:
+        """Register an endpoint for this tenant's events (all of them, or these types and `kind.*`
+        patterns); `{"id", "url", "events", "secret", ...}`: the secret signs every delivery."""
+        body = _json({"url": url, **({"events": events} if events is not None else {})})
+        hook: dict[str, Any] = self.control.call("POST", "/webhooks", self.token, body=body)
+        return hook
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        """The endpoints this tenant's events go to (--webhook-url's first)."""
+        hooks: list[dict[str, Any]] = self.control.call("GET", "/webhooks", self.token)["data"]
+        return hooks
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self.control.call("DELETE", f"/webhooks/{quote(webhook_id, safe='')}", self.token)
+
+    def deliveries(self, webhook_id: str) -> list[dict[str, Any]]:
+        """Every attempt to deliver to the endpoint, newest first: status, error, duration, answer."""
+        path = f"/webhooks/{quote(webhook_id, safe='')}/deliveries"
+        attempts: list[dict[str, Any]] = self.control.call("GET", path, self.token)["data"]
+        return attempts
+
+    def redeliver(self, event_id: str, webhook_id: str | None = None) -> list[str]:
+        """Send an event again now (to one endpoint, or every one that wants it); the delivery ids."""
+        body = _json({"webhook": webhook_id} if webhook_id else {})
+        path = f"/events/{quote(event_id, safe='')}/redeliver"
+        ids: list[str] = self.control.call("POST", path, self.token, body=body)["deliveries"]
+        return ids
+
+    def webhook_receiver(self, events: list[str] | None = None) -> Receiver:
+        """A receiver (receiver.py) on 127.0.0.1, registered for this tenant's events, checking their
+        signatures with the endpoint's secret; close it when done (the pytest fixture does)."""
+        from sandbox.receiver import Receiver
+
+        receiver = Receiver()
+        try:
+            hook = self.add_webhook(receiver.url, events)
+        except BaseException:
+            receiver.close()
+            raise
+        receiver.secret, receiver.webhook_id = hook["secret"], hook["id"]
+        return receiver
 
 
 def describe(entry: JournalEntry) -> str:

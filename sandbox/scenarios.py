@@ -22,7 +22,7 @@ from typing import Any
 
 from sandbox import scenario_schema, scenario_yaml
 from sandbox.errors import ConfigError
-from sandbox.models import Fault, FaultKind
+from sandbox.models import Fault, FaultKind, Misdelivery
 from sandbox.scenario_overlaps import check_overlaps
 from sandbox.scenario_yaml import shown
 from sandbox.settings import CHAOS_PROFILES, DEFAULT_SCENARIOS
@@ -64,6 +64,7 @@ class Rule:
     headers: tuple[tuple[str, str], ...]
     fail_first: bool
     fault: Fault | None
+    webhooks: Misdelivery | None
     probability: float | None  # None: the rule fires whenever it matches
     source: str
     order: int
@@ -342,10 +343,29 @@ def _rule(spec: dict[str, Any], where: _Where | _Stored, order: int) -> Rule:
         headers=tuple(headers.items()),
         fail_first=bool(then.get("fail_first_attempt")),
         fault=fault,
+        webhooks=_misdelivery(then.get("webhooks"), kind, record, where),
         probability=spec.get("probability"),
         source=str(where),
         order=order,
         spec={k: v for k, v in spec.items() if k not in ("name", "applies_to")},
+    )
+
+
+def _misdelivery(spec: dict[str, Any] | None, kind: str, record: str, where: _Where | _Stored) -> Misdelivery | None:
+    """A rule's `then.webhooks`: a refused refund tells of itself (refund.failed), a charge stored as
+    none of nothing."""
+    if spec is None:
+        return None
+    if kind == "charge" and record == "none":
+        raise ConfigError(
+            f"{where.at('then', 'webhooks')}: the rule stores no charge, so there is no event to deliver;"
+            " remove `webhooks` or store the charge (charge: failed, for a decline)."
+        )
+    return Misdelivery(
+        _whole(spec.get("duplicate", 1)),
+        float(spec.get("delay_seconds", 0)),
+        bool(spec.get("out_of_order", False)),
+        bool(spec.get("bad_signature", False)),
     )
 
 

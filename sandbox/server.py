@@ -144,7 +144,7 @@ def worker_app() -> Front:
 
     raw = json.loads(os.environ[_SETTINGS_ENV])
     paths = {"spec": Path(raw["spec"]), "scenarios": tuple(Path(p) for p in raw["scenarios"])}
-    tuples = {name: tuple(raw[name]) for name in ("allowed_hosts",)}
+    tuples = {name: tuple(raw[name]) for name in ("allowed_hosts", "webhook_urls", "webhook_allow_hosts")}
     return create_app(Settings(**{**raw, **paths, **tuples}))
 
 

@@ -51,6 +51,11 @@ class Settings:
     # every tenant's draws for rules with a probability.
     chaos: str | None = None
     chaos_seed: int = 0
+    # Webhooks (webhooks.py): endpoints for every tenant and the secret that signs deliveries to
+    # them; hosts besides loopback ones that deliveries may go to.
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str | None = None
+    webhook_allow_hosts: tuple[str, ...] = ()
 
     def scenario_files(self) -> tuple[Path, ...]:
         """Scenario files in precedence order: the user's first, the built-in pack, the chaos profile."""

@@ -69,3 +69,20 @@ async def page(client: Any, path: str, status: int = 200, **params: str) -> str:
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     text: str = response.text
     return text
+
+
+def charge(tenant: Any, amount: int = 1000, **extra: Any) -> dict[str, Any]:
+    """POST /charge as `tenant` (a sandbox.remote.Tenant): the answer's JSON (never a 5xx)."""
+    with tenant.client() as client:
+        answer = client.post("/charge", json={"amount": amount, "currency": "USD", **extra})
+    assert answer.status_code < 500, answer.text
+    made: dict[str, Any] = answer.json()
+    return made
+
+
+def refund(tenant: Any, charge_id: str, **extra: Any) -> dict[str, Any]:
+    """POST /refund as `tenant`: the answer's JSON."""
+    with tenant.client() as client:
+        answer = client.post("/refund", json={"charge_id": charge_id, **extra})
+    made: dict[str, Any] = answer.json()
+    return made
