@@ -11,7 +11,8 @@ Keys, all under `ps:`; the part in braces is the hash tag, so a cluster keeps ea
 (a tenant whose name has a `}`, starts with `~` or is `global` is tagged `~<digest>` instead):
 
     ps:{<tenant>}:meta           hash: t (exists), clock, rv, up, n, succeeded, pending, failed,
-                                 refunds, kseq, mseq (counters, so summaries never walk anything)
+                                 refunds, kseq, mseq, hooks, hseq (counters, so summaries never walk
+                                 anything, and the tenant read learns how many endpoints it has)
     ps:{<tenant>}:rules          uploaded rules (the catalog's JSON)
     ps:{<tenant>}:c:<charge id>  a charge (JSON); ps:{<tenant>}:r:<charge id> its refunds, oldest first
     ps:{<tenant>}:all            zset of rows `<seq>:<id>` scored by the created second; s:<status> the same
@@ -20,23 +21,33 @@ Keys, all under `ps:`; the part in braces is the hash tag, so a cluster keeps ea
     ps:{<tenant>}:keys, korder   idempotency keys and their age order; marks: fail-first marks by age
     ps:{<tenant>}:events         list of the tenant's events (`Event.dumps()`), oldest first, the newest
                                  EVENTS_KEPT
+    ps:{<tenant>}:hooks          hash: webhook endpoint id -> `<seq>:<JSON>` (the seq orders them)
+    ps:{<tenant>}:att:<hook id>  list of an endpoint's delivery attempts, oldest first, the newest
+                                 ATTEMPTS_KEPT; atts: the set of endpoint ids that have such a list
 
     ps:{global}:tenants   LRU index (tenant -> last use: microseconds of the using host's clock)
     ps:{global}:ruled     tenant -> uploaded rules it holds;  stats: uploaded in all, drops, the last drop
     ps:{global}:seq       charge numbers (INCR), increasing store-wide
     ps:{global}:journal   entry ids newest first (capped at journal_size); jbody id -> entry; jof id ->
                           owner; jt:<tenant> a tenant's ids newest first; jtenants the tenants with some
+    ps:{global}:q:<tenant>  zset of the tenant's queued webhook jobs `<seq>:<JSON>` by due (real unix time;
+                          the seq, from `stats` field qseq, keeps equal times in the order queued)
+    ps:{global}:qdue      zset: tenant -> its earliest job's due time, so `take` is one script here
 
 Which slots each call touches (every script and transaction stays within one):
     the tenant's    charge, page, refunds, refund, settle_due, add_events, events, saved, save_reply, unmark,
-                    rules, summary
-    the global one  record, entries, entries_after, journal_stats, forget, drops, check
-    both            tenant, claim, mark, advance_clock, set_rules, reset(key): one command per slot, sent
+                    rules, summary, hooks, remove_hook, log_attempt, attempts
+    the global one  record, entries, entries_after, journal_stats, forget, drops, check, queue (a tenant
+                    counts as present when listed in the index), take
+    both            tenant, claim, mark, add_hook, set_rules, reset(key): one command per slot, sent
                     together in one round trip, not atomic together; add_charge, add_seeded: the
-                    number from the global slot, then the tenant's step (two round trips); summaries
-                    (the index, then each listed tenant's counts); reset(None): SCAN and UNLINK
+                    number from the global slot, then the tenant's step (two round trips); advance_clock:
+                    the clock moved in the tenant's slot, then, only if it moved, the tenant's jobs in the
+                    global one (two round trips: the move decides, so the jobs cannot go with it);
+                    summaries (the index, then each listed tenant's counts); reset(None): SCAN and UNLINK
 A write lists the tenant in the index before it writes the tenant's data, so no data is left unlisted;
 a tenant listed without data (a write racing its drop) reads as absent and is dropped in its turn.
+A tenant leaving the index (a drop, a reset) loses its queued jobs in the same script.
 """
 
 from __future__ import annotations
@@ -59,7 +70,7 @@ from redis.backoff import NoBackoff
 from sandbox.models import STATUSES, Charge, Entry, Event, Refund, Reply, Saved, Summary
 from sandbox.settings import Settings
 from sandbox.stores import redis_scripts as lua
-from sandbox.stores.base import EVENTS_KEPT, MAX_UPLOADED_RULES, Store, StoreUnavailable
+from sandbox.stores.base import ATTEMPTS_KEPT, EVENTS_KEPT, MAX_UPLOADED_RULES, Store, StoreUnavailable
 
 T = TypeVar("T")
 _log = logging.getLogger("sandbox")
@@ -73,8 +84,11 @@ _UNAVAILABLE = (rx.ConnectionError, rx.TimeoutError, rx.ReadOnlyError, rx.OutOfM
 _G = b"ps:{global}:"
 LRU, RULED, STATS, SEQ = _G + b"tenants", _G + b"ruled", _G + b"stats", _G + b"seq"
 JOURNAL, JBODY, JOF, JTENANTS, JT = _G + b"journal", _G + b"jbody", _G + b"jof", _G + b"jtenants", _G + b"jt:"
-# A tenant's fixed keys, in the order DELETE_TENANT expects them (its list of all charges third).
-_FIXED = tuple(b"meta rules all s:succeeded s:pending s:failed settle later keys korder marks events".split())
+QDUE, Q = _G + b"qdue", _G + b"q:"
+# A tenant's fixed keys, in the order DELETE_TENANT expects them (its list of all charges third, atts last).
+_FIXED = tuple(
+    b"meta rules all s:succeeded s:pending s:failed settle later keys korder marks events hooks atts".split()
+)
 
 
 def _b(text: str) -> bytes:
@@ -125,6 +139,7 @@ class RedisTenant:
     clock_offset: float
     rules_version: str | None
     next_settle: float | None
+    hooks: int
 
 
 class RedisStore(Store):
@@ -300,7 +315,9 @@ class RedisStore(Store):
     async def _numbering(self, key: str, count: int, *commands: tuple[Any, ...]) -> tuple[int, list[Any]]:
         """`_creating`, also taking `count` new charge numbers: the last of them, and the replies."""
         self._recent = (key, time.monotonic())
-        listing = _ev(lua.LIST, (LRU, RULED, STATS, SEQ), _b(key), self._now(), self.max_tenants, self._why(), count)
+        listing = _ev(
+            lua.LIST, (LRU, RULED, STATS, SEQ, QDUE), _b(key), self._now(), self.max_tenants, self._why(), count, Q
+        )
         (last, *popped), *replies = await self._run([listing, *commands])
         await self._drop(popped, self._why())
         return int(last), replies
@@ -323,8 +340,10 @@ class RedisStore(Store):
     def _meta(key: str, found: list[bytes | None] | None) -> RedisTenant | None:
         if found is None:
             return None
-        clock, version, settle = found
-        return RedisTenant(key, float(clock or 0), version.decode() if version else None, _float(settle))
+        clock, version, settle, hooks = found
+        return RedisTenant(
+            key, float(clock or 0), version.decode() if version else None, _float(settle), int(hooks or 0)
+        )
 
     async def _drop(self, popped: Sequence[bytes], why: str) -> None:
         """Delete the data of tenants the index has just let go of (each in its own slot)."""
@@ -349,6 +368,8 @@ class RedisStore(Store):
     async def advance_clock(self, key: str, seconds: float, real_now: float, last: float) -> RedisTenant | None:
         p = prefix(key)
         (found,) = await self._creating(key, _ev(lua.ADVANCE, (p + b"meta", p + b"settle"), seconds, real_now, last))
+        if found is not None and seconds:  # it moved: its queued jobs follow (see the module docstring)
+            await self._run([_ev(lua.SHIFT_JOBS, (QDUE, Q + _b(key)), _b(key), float(seconds))])
         return self._meta(key, found)
 
     async def rules(self, key: str) -> tuple[str, str] | None:
@@ -364,13 +385,13 @@ class RedisStore(Store):
         _, ruled_out = await self._creating(
             key,
             _ev(lua.SET_RULES, (p + b"meta", p + b"rules"), _b(document), uploaded, _b(version)),
-            _ev(lua.LIMIT_RULES, (LRU, RULED, STATS), _b(key), uploaded, MAX_UPLOADED_RULES, why, self._now()),
+            _ev(lua.LIMIT_RULES, (LRU, RULED, STATS, QDUE), _b(key), uploaded, MAX_UPLOADED_RULES, why, self._now(), Q),
         )
         await self._drop(ruled_out, why)
 
     async def reset(self, key: str | None) -> None:
         if key is not None:
-            journal = (LRU, RULED, STATS, JOURNAL, JBODY, JOF, JTENANTS, JT + _b(key))
+            journal = (LRU, RULED, STATS, JOURNAL, JBODY, JOF, JTENANTS, JT + _b(key), QDUE, Q + _b(key))
             await self._run([self._delete(key), _ev(lua.RESET_GLOBAL, journal, _b(key))])
             return
         # Everything of this sandbox, and nothing else: the database may hold other applications' keys.
@@ -553,6 +574,45 @@ class RedisStore(Store):
 
     async def unmark(self, key: str, marker: str) -> None:
         await self._run([("ZREM", prefix(key) + b"marks", _b(marker))])
+
+    # -- webhooks ----------------------------------------------------------------------------
+    async def add_hook(self, key: str, hook_id: str, raw: bytes, limit: int) -> bool:
+        p = prefix(key)
+        (added,) = await self._creating(key, _ev(lua.ADD_HOOK, (p + b"meta", p + b"hooks"), _b(hook_id), raw, limit))
+        return bool(added)
+
+    async def hooks(self, key: str) -> list[bytes]:
+        found = await self._one("HVALS", prefix(key) + b"hooks", read=True)
+        return [lua.sequenced(value) for value in sorted(found)]
+
+    async def remove_hook(self, key: str, hook_id: str) -> bool:
+        p, hook = prefix(key), _b(hook_id)
+        keys = (p + b"meta", p + b"hooks", p + b"atts", p + b"att:" + hook)
+        return bool(await self._one(*_ev(lua.REMOVE_HOOK, keys, hook)))
+
+    async def queue(self, key: str, jobs: list[tuple[str, float, bytes]], limit: int) -> int:
+        if not jobs:
+            return 0
+        # A job's id is not kept: jobs are only ever taken by due time, and in the order queued.
+        queued = [arg for _, due, raw in jobs for arg in (float(due), raw)]
+        return int(await self._one(*_ev(lua.QUEUE, (LRU, QDUE, Q + _b(key), STATS), _b(key), limit, *queued)))
+
+    async def take(self, now: float, limit: int) -> list[tuple[str, bytes]]:
+        if limit <= 0:
+            return []
+        found = await self._one(*_ev(lua.TAKE, (QDUE,), float(now), limit, Q))
+        return [
+            (tenant.decode("utf-8", "surrogatepass"), lua.sequenced(job))
+            for tenant, job in zip(found[::2], found[1::2], strict=True)
+        ]
+
+    async def log_attempt(self, key: str, hook_id: str, raw: bytes) -> None:
+        p, hook = prefix(key), _b(hook_id)
+        keys = (p + b"meta", p + b"atts", p + b"att:" + hook)
+        await self._run([_ev(lua.LOG_ATTEMPT, keys, hook, raw, ATTEMPTS_KEPT)])
+
+    async def attempts(self, key: str, hook_id: str) -> list[bytes]:
+        return list(await self._one("LRANGE", prefix(key) + b"att:" + _b(hook_id), 0, -1, read=True))
 
     # -- the request journal ----------------------------------------------------------------------
     async def record(self, entry: Entry) -> None:

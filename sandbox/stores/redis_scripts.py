@@ -12,6 +12,8 @@ The values the scripts read, written by Python with the helpers at the end:
     a settlement        `<status now>\\n<status after>\\n<charge JSON as settled>`, made when the charge is
     an idempotency key  `<1 finished|0 in flight> <created> <fingerprint JSON>\\n<reply JSON or nothing>`
     a journal owner     `<started> t<tenant>` or `<started> n` (no tenant)
+    a webhook endpoint  `<seq, 15 digits>:<endpoint JSON>` (the seq keeps the endpoints in the order added)
+    a queued job        `<seq, 15 digits>:<job JSON>`, scored by its due time: equal times go in the order queued
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ local function forget_rules(ruled, stats, tenant)
     redis.call('HINCRBY', stats, 'uploaded', num(-tonumber(held)))
   end
 end
+local function forget_jobs(qdue, q_prefix, tenant)
+  redis.call('UNLINK', q_prefix .. tenant)
+  redis.call('ZREM', qdue, tenant)
+end
 local function note_drops(stats, popped, why, now)
   redis.call('HINCRBY', stats, 'drops', #popped)
   redis.call('HSET', stats, 'last_key', popped[#popped], 'last_at', num(tonumber(now) / 1e6), 'last_why', why)
@@ -79,17 +85,18 @@ end
 """
 _META = """
 local function meta_of(meta, settle)
-  local m = redis.call('HMGET', meta, 't', 'clock', 'rv')
+  local m = redis.call('HMGET', meta, 't', 'clock', 'rv', 'hooks')
   if not m[1] then return false end
   local first = redis.call('ZRANGE', settle, 0, 0, 'WITHSCORES')
-  return {m[2], m[3], first[2] or false}
+  return {m[2], m[3], first[2] or false, m[4] or false}
 end
 """
 
-# KEYS lru ruled stats seq; ARGV tenant now max_tenants why numbers. Lists the tenant as the most
-# recently used (`now`, microseconds, or just above the newest) and answers the last of `numbers`
-# new charge numbers (0 when none are asked), then the tenants dropped to stay within max_tenants
-# (their keys are then deleted by the caller, slot by slot). A read's touch is a plain `ZADD XX CH`.
+# KEYS lru ruled stats seq qdue; ARGV tenant now max_tenants why numbers q_prefix. Lists the tenant as
+# the most recently used (`now`, microseconds, or just above the newest) and answers the last of
+# `numbers` new charge numbers (0 when none are asked), then the tenants dropped to stay within
+# max_tenants (their queued jobs go here; their keys are then deleted by the caller, slot by slot).
+# A read's touch is a plain `ZADD XX CH`.
 LIST = Script(
     "list",
     _NUM
@@ -110,6 +117,7 @@ if over > 0 then
   for i = 1, #gone, 2 do
     popped[#popped + 1] = gone[i]
     forget_rules(KEYS[2], KEYS[3], gone[i])
+    forget_jobs(KEYS[5], ARGV[6], gone[i])
   end
   note_drops(KEYS[3], popped, ARGV[4], now)
 end
@@ -118,8 +126,9 @@ return popped
 """,
 )
 
-# KEYS lru ruled stats; ARGV tenant uploaded max_total why now. Tallies the tenant's uploaded rules and,
-# over the limit, drops the least recently used other tenants holding some; answers those dropped.
+# KEYS lru ruled stats qdue; ARGV tenant uploaded max_total why now q_prefix. Tallies the tenant's uploaded
+# rules and, over the limit, drops the least recently used other tenants holding some (and their queued
+# jobs); answers those dropped.
 LIMIT_RULES = Script(
     "limit_rules",
     _NUM
@@ -142,6 +151,7 @@ while total > most do
       redis.call('ZREM', lru, other)
       redis.call('ZREM', ruled, other)
       total = redis.call('HINCRBY', stats, 'uploaded', num(-tonumber(held)))
+      forget_jobs(KEYS[4], ARGV[6], other)
       popped[#popped + 1] = other
       removed = removed + 1
     end
@@ -153,7 +163,8 @@ return popped
 """,
 )
 
-# KEYS meta settle; ARGV create(1|0). The tenant as {clock, rules version, next settlement} or nil.
+# KEYS meta settle; ARGV create(1|0). The tenant as {clock, rules version, next settlement, endpoints}
+# or nil.
 TENANT = Script(
     "tenant",
     _META
@@ -354,8 +365,9 @@ return out
 """,
 )
 
-# KEYS: every fixed key of the tenant; ARGV prefix. Its charges and refund lists are found by its
-# list of all charges. Blocks Redis for about a microsecond per charge.
+# KEYS: every fixed key of the tenant (its list of all charges third, the set of endpoints with
+# attempts last); ARGV prefix. Its charges and refund lists are found by its list of all charges, its
+# attempt lists by that set. Blocks Redis for about a microsecond per charge.
 DELETE_TENANT = Script(
     "delete_tenant",
     _ID
@@ -366,6 +378,13 @@ for _, row in ipairs(rows) do
   local id = id_of(row)
   batch[#batch + 1] = ARGV[1] .. 'c:' .. id
   batch[#batch + 1] = ARGV[1] .. 'r:' .. id
+  if #batch >= 500 then
+    redis.call('UNLINK', unpack(batch))
+    batch = {}
+  end
+end
+for _, hook in ipairs(redis.call('SMEMBERS', KEYS[#KEYS])) do
+  batch[#batch + 1] = ARGV[1] .. 'att:' .. hook
   if #batch >= 500 then
     redis.call('UNLINK', unpack(batch))
     batch = {}
@@ -423,7 +442,8 @@ return 1
 """,
 )
 
-# KEYS lru ruled stats journal jbody jof jtenants jt; ARGV tenant. The global half of a tenant's reset.
+# KEYS lru ruled stats journal jbody jof jtenants jt qdue q; ARGV tenant. The global half of a tenant's
+# reset.
 RESET_GLOBAL = Script(
     "reset_global",
     _NUM
@@ -433,6 +453,8 @@ RESET_GLOBAL = Script(
 redis.call('ZREM', KEYS[1], ARGV[1])
 forget_rules(KEYS[2], KEYS[3], ARGV[1])
 forget_journal(KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[1])
+redis.call('UNLINK', KEYS[10])
+redis.call('ZREM', KEYS[9], ARGV[1])
 return 1
 """,
 )
@@ -514,6 +536,129 @@ return {redis.call('LLEN', KEYS[3]), started, newest}
 """,
 )
 
+# -- webhooks: endpoints and attempts in the tenant's slot, the queue of jobs in the global one ------
+# KEYS meta hooks; ARGV hook_id raw limit. 1 when stored (an endpoint added again keeps its place), 0
+# when the tenant holds `limit` already.
+ADD_HOOK = Script(
+    "add_hook",
+    """
+redis.call('HSETNX', KEYS[1], 't', '1')
+if tonumber(redis.call('HGET', KEYS[1], 'hooks') or '0') >= tonumber(ARGV[3]) then return 0 end
+local held = redis.call('HGET', KEYS[2], ARGV[1])
+if held then
+  redis.call('HSET', KEYS[2], ARGV[1], string.sub(held, 1, 16) .. ARGV[2])
+  return 1
+end
+local seq = redis.call('HINCRBY', KEYS[1], 'hseq', 1)
+redis.call('HSET', KEYS[2], ARGV[1], string.format('%015d:', seq) .. ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'hooks', 1)
+return 1
+""",
+)
+
+# KEYS meta hooks atts att; ARGV hook_id. 1 when the endpoint was there (it goes, with its attempts).
+REMOVE_HOOK = Script(
+    "remove_hook",
+    """
+if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'hooks', -1)
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('UNLINK', KEYS[4])
+return 1
+""",
+)
+
+# KEYS meta atts att; ARGV hook_id raw kept. Appends the attempt, keeping the newest `kept`; a tenant
+# without data (absent, or dropped) keeps none. `atts` names the endpoints with a list, for the tenant's
+# deletion.
+LOG_ATTEMPT = Script(
+    "log_attempt",
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[2])
+redis.call('LTRIM', KEYS[3], '-' .. ARGV[3], -1)
+return 1
+""",
+)
+
+# KEYS lru qdue q stats; ARGV tenant limit (due job)... Queues jobs for a listed tenant, up to `limit`
+# waiting; answers how many were queued. `qdue` holds each tenant's earliest due time.
+QUEUE = Script(
+    "queue",
+    """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local count = math.min(tonumber(ARGV[2]) - redis.call('ZCARD', KEYS[3]), (#ARGV - 2) / 2)
+if count <= 0 then return 0 end
+local last = redis.call('HINCRBY', KEYS[4], 'qseq', count)
+local batch = {}
+for i = 1, count do
+  batch[#batch + 1] = ARGV[1 + 2 * i]
+  batch[#batch + 1] = string.format('%015d:', last - count + i) .. ARGV[2 + 2 * i]
+  if #batch >= 1000 or i == count then
+    redis.call('ZADD', KEYS[3], unpack(batch))
+    batch = {}
+  end
+end
+local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+redis.call('ZADD', KEYS[2], first[2], ARGV[1])
+return count
+""",
+)
+
+# KEYS qdue q; ARGV tenant seconds. The tenant's jobs come `seconds` sooner (its clock moved on): the
+# same subtraction, on the same doubles, as the memory store.
+SHIFT_JOBS = Script(
+    "shift_jobs",
+    _NUM
+    + """
+local jobs = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+if #jobs == 0 then return 0 end
+local seconds = tonumber(ARGV[2])
+local batch = {}
+for i = 1, #jobs, 2 do
+  batch[#batch + 1] = num(tonumber(jobs[i + 1]) - seconds)
+  batch[#batch + 1] = jobs[i]
+  if #batch >= 1000 or i + 1 == #jobs then
+    redis.call('ZADD', KEYS[2], unpack(batch))
+    batch = {}
+  end
+end
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+redis.call('ZADD', KEYS[1], first[2], ARGV[1])
+return #jobs / 2
+""",
+)
+
+# KEYS qdue; ARGV now limit q_prefix. Removes and answers up to `limit` jobs due at `now` or before,
+# earliest first across tenants, as {tenant, job, tenant, job, ...}: the tenant due first gives its
+# jobs up to the next tenant's earliest, then its own earliest is noted again. (A note that is wrong,
+# which no write leaves, is mended as it is met.)
+TAKE = Script(
+    "take",
+    """
+local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out, taken = {}, 0
+while taken < limit do
+  local top = redis.call('ZRANGE', KEYS[1], 0, 1, 'WITHSCORES')
+  if #top == 0 or tonumber(top[2]) > now then break end
+  local bound = ARGV[1]
+  if top[4] and tonumber(top[4]) < now then bound = top[4] end
+  local q = ARGV[3] .. top[1]
+  local jobs = redis.call('ZRANGEBYSCORE', q, '-inf', bound, 'LIMIT', 0, limit - taken)
+  for _, job in ipairs(jobs) do
+    out[#out + 1] = top[1]
+    out[#out + 1] = job
+  end
+  for i = 1, #jobs, 500 do redis.call('ZREM', q, unpack(jobs, i, math.min(i + 499, #jobs))) end
+  taken = taken + #jobs
+  local first = redis.call('ZRANGE', q, 0, 0, 'WITHSCORES')
+  if first[2] then redis.call('ZADD', KEYS[1], first[2], top[1]) else redis.call('ZREM', KEYS[1], top[1]) end
+end
+return out
+""",
+)
+
 SCRIPTS = tuple(value for value in list(globals().values()) if isinstance(value, Script))  # loaded together
 
 
@@ -552,6 +697,11 @@ def settlement(charge: Charge) -> bytes:
     if to == "failed":
         after.failure_code = charge.settle_code or "generic_decline"
     return f"{charge.status}\n{to}\n".encode() + charge_value(after)
+
+
+def sequenced(value: bytes) -> bytes:
+    """An endpoint or a job as stored (`<seq>:<JSON>`) -> its JSON."""
+    return value[16:]
 
 
 def refund_value(r: Refund) -> bytes:

@@ -1,5 +1,9 @@
 """The SQLite store's tables and rows: the schema, the columns each query reads, and the records
-made from them (sqlite.py does the reading and writing)."""
+made from them (sqlite.py does the reading and writing).
+
+Webhook state (schema 4): `hooks` (a tenant's endpoints, oldest first by `n`; how many is the tenant
+row's `hooks`), `jobs` (queued deliveries of every tenant, taken by `due`, a real unix time) and
+`attempts` (each endpoint's delivery log, the newest ATTEMPTS_KEPT)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 
 from sandbox.models import Charge, Summary
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tenants (
@@ -19,7 +23,7 @@ CREATE TABLE IF NOT EXISTS tenants (
     charges INTEGER NOT NULL DEFAULT 0, succeeded INTEGER NOT NULL DEFAULT 0,
     pending INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
     refunds INTEGER NOT NULL DEFAULT 0, keys INTEGER NOT NULL DEFAULT 0, marks INTEGER NOT NULL DEFAULT 0,
-    last_second INTEGER NOT NULL DEFAULT 0, dirty INTEGER NOT NULL DEFAULT 0);
+    last_second INTEGER NOT NULL DEFAULT 0, dirty INTEGER NOT NULL DEFAULT 0, hooks INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS tenants_used ON tenants (used);
 CREATE TABLE IF NOT EXISTS charges (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, id TEXT NOT NULL, amount INTEGER NOT NULL,
@@ -50,12 +54,22 @@ CREATE TABLE IF NOT EXISTS journal (
 CREATE INDEX IF NOT EXISTS journal_tenant ON journal (tenant, n);
 CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, raw BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS events_tenant ON events (tenant, n);
+CREATE TABLE IF NOT EXISTS hooks (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, id TEXT NOT NULL, raw BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS hooks_id ON hooks (tenant, id);
+CREATE TABLE IF NOT EXISTS jobs (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, due REAL NOT NULL, raw BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (due);
+CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs (tenant);
+CREATE TABLE IF NOT EXISTS attempts (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, hook TEXT NOT NULL, raw BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS attempts_hook ON attempts (tenant, hook, n);
 """
 CHARGE = (
     "id, seq, amount, currency, description, metadata, status, created, amount_refunded, failure_code, "
     "scenario, settle_at, settled_at, settle_to, settle_code"
 )
-TENANT = "key, clock_offset, rules_version, next_settle"
+TENANT = "key, clock_offset, rules_version, next_settle, hooks"
 SUMMARY = "key, charges, succeeded, pending, failed, refunds, clock_offset, uploaded, next_settle"
 JOURNAL = (
     "id, tenant, method, path, query, status, started, duration, idempotency_key, scenario, request_body, "
@@ -69,6 +83,7 @@ class Meta:
     clock_offset: float
     rules_version: str | None
     next_settle: float | None
+    hooks: int  # webhook endpoints, counted on the row: the tenant read stays one query
 
 
 def path_of(url: str) -> Path:

@@ -85,7 +85,8 @@ def test_several_workers_deliver_each_event_once(
         made = []
         for n in range(30):
             with server.client(token=f"tenant-{n % 3}") as client:  # new connections: both workers serve
-                made.append(client.post("/v1/payments/charge", json={"amount": 100 + n, "currency": "USD"}).json()["id"])
+                answer = client.post("/v1/payments/charge", json={"amount": 100 + n, "currency": "USD"})
+                made.append(answer.json()["id"])
         receiver.wait_for("charge.succeeded", count=30, timeout=15)
         time.sleep(1.5)  # time for any second delivery to arrive
         delivered = [e["data"]["object"]["id"] for e in receiver.events]
