@@ -58,6 +58,8 @@ class Tenants:
             )
         meta = await self.payments.tenant(key)  # settles what came due
         assert meta is not None
+        if self.payments.webhooks is not None:
+            self.payments.webhooks.deliverer.nudge()  # the tenant's retries may be due now
         return meta
 
     async def seed(self, key: str, count: int, seed: int) -> list[Charge]:

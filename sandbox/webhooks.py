@@ -338,12 +338,25 @@ class Deliverer:
 
     def start(self, *, persistent: bool = False) -> None:
         self.persistent = self.persistent or persistent
+        loop = asyncio.get_running_loop()
+        if self.task is not None and self.task.get_loop() is not loop:
+            # An app driven in process by one event loop after another (a test client per test):
+            # what belonged to the earlier loop is gone with it.
+            self.task, self.client, self.busy = None, None, 0
+            self._wakeup = asyncio.Event()
+            self.lines.clear()
+            self.sending.clear()
         if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run())
+            self.task = loop.create_task(self._run())
+
+    def nudge(self) -> None:
+        """Look at the queue now, if this process has delivered before (a clock moved)."""
+        if self.task is not None:
+            self.wake()
 
     def wake(self) -> None:
+        self.start()  # first: a new event loop gets a new wake-up event
         self._wakeup.set()
-        self.start()
 
     async def stop(self) -> None:
         """Stop taking jobs; give the deliveries in flight a moment to finish (an endpoint on this
@@ -359,6 +372,7 @@ class Deliverer:
         if self.client is not None:
             await self.client.aclose()
             self.client = None
+            await asyncio.sleep(0.01)  # a closed connection's socket is let go on a later turn of the loop
 
     async def _run(self) -> None:
         store, idle_since, sending = self.webhooks.store, time.monotonic(), self.sending
@@ -443,7 +457,9 @@ class Deliverer:
         }
         if self.client is None:
             # trust_env off: a proxy named in the environment must not carry a delivery elsewhere.
-            limits = httpx.Limits(max_connections=SENDING, max_keepalive_connections=SENDING)
+            # No connection is kept between deliveries: an endpoint is a test's receiver that comes and
+            # goes, and a loopback connect costs less than a stale connection's failure.
+            limits = httpx.Limits(max_connections=SENDING, max_keepalive_connections=0)
             self.client = httpx.AsyncClient(timeout=TIMEOUT, trust_env=False, limits=limits, follow_redirects=False)
         started = time.monotonic()
         try:

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,14 @@ def refund(tenant: Any, charge_id: str, **extra: Any) -> dict[str, Any]:
         answer = client.post("/refund", json={"charge_id": charge_id, **extra})
     made: dict[str, Any] = answer.json()
     return made
+
+
+def attempts_logged(tenant: Any, hook_id: str, count: int) -> list[dict[str, Any]]:
+    """A webhook endpoint's attempts (newest first) once `count` are logged: an attempt is logged
+    once its answer is in, a moment after the receiver has seen it."""
+    deadline = time.monotonic() + 5
+    while len(attempts := tenant.deliveries(hook_id)) < count:
+        assert time.monotonic() < deadline, attempts
+        time.sleep(0.05)
+    found: list[dict[str, Any]] = attempts
+    return found

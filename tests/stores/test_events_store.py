@@ -20,7 +20,7 @@ from sandbox.settings import Settings
 from sandbox.stores import Store, open_store
 from sandbox.stores.base import EVENTS_KEPT
 from sandbox.stores.sqlite import SQLiteStore
-from sandbox.stores.sqlite_rows import path_of
+from sandbox.stores.sqlite_rows import SCHEMA_VERSION, path_of
 
 pytestmark = pytest.mark.anyio
 A, B = "tn_a", "tn_b"
@@ -247,6 +247,6 @@ async def test_an_older_sqlite_file_is_upgraded(tmp_path: Path, version: str) ->
         await upgraded.add_events(A, kept)
         assert await upgraded.events(A) == kept
         (found,) = upgraded._read("SELECT value FROM meta WHERE name = 'schema'")[0]
-        assert found == "3"
+        assert found == SCHEMA_VERSION
     finally:
         await upgraded.close()
