@@ -41,7 +41,7 @@ from sandbox.settings import Settings
 from sandbox.stores import Store, TenantMeta
 
 _log = logging.getLogger("sandbox")
-RETRY_AFTER = (10, 60, 300, 1800, 7200, 21600, 54000)  # seconds: 8 attempts over 23 h 41 min 10 s
+RETRY_AFTER = (10, 60, 300, 1800, 7200, 21600, 54000)  # seconds: 8 attempts over 23 h 36 min 10 s
 TIMEOUT = 10.0  # seconds for an endpoint's whole answer
 MAX_HOOKS = 16  # endpoints per tenant
 MAX_QUEUED = 1000  # jobs waiting per tenant; beyond, an event is not delivered (its attempt log says so)
