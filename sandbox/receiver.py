@@ -97,20 +97,23 @@ class Receiver:
         with self._changed:
             self._failing.extend([status] * count)
 
-    def wait_for(self, event_type: str, timeout: float = 5.0, *, count: int = 1) -> dict[str, Any]:
-        """The first event of `event_type` received (once `count` of them have been): an
-        AssertionError naming what did arrive if they do not within `timeout` seconds."""
+    def wait_for(self, event_type: str, timeout: float = 5.0, *, count: int = 1, status: int = 200) -> dict[str, Any]:
+        """The first event of `event_type` received and answered `status` (200: with a good
+        signature; 500 after `fail_next`: a delivery the sandbox will retry; 400: forged), once
+        `count` of them have been: an AssertionError naming what did arrive if they do not within
+        `timeout` seconds."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                found = [e for e in self.events if e.get("type") == event_type]
+                found = [d.event for d in self.deliveries if d.event.get("type") == event_type and d.status == status]
                 if len(found) >= count:
                     return found[0]
                 left = deadline - time.monotonic()
                 if left <= 0:
                     seen = [f"{d.event.get('type')} ({d.status})" for d in self.deliveries]
                     raise AssertionError(
-                        f"no {count} x {event_type} within {timeout:g} s; received: {', '.join(seen) or 'nothing'}"
+                        f"no {count} x {event_type} answered {status} within {timeout:g} s;"
+                        f" received: {', '.join(seen) or 'nothing'}"
                     )
                 self._changed.wait(left)
 

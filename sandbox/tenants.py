@@ -46,7 +46,12 @@ class Tenants:
             raise InvalidRequest(
                 "parameter_invalid", f"seconds must be a number from 0 to {MAX_CLOCK_ADVANCE}.", "seconds"
             )
-        moved = await self.store.advance_clock(key, seconds, time.time(), LAST_INSTANT)
+        webhooks = self.payments.webhooks
+        if webhooks is None:
+            moved = await self.store.advance_clock(key, seconds, time.time(), LAST_INSTANT)
+        else:
+            async with webhooks.deliverer.clock:  # not while a retry of this tenant is being queued
+                moved = await self.store.advance_clock(key, seconds, time.time(), LAST_INSTANT)
         if moved is None:
             meta = await self.store.tenant(key)
             shown = rfc3339(now_of(meta)) if meta is not None else "near it"
@@ -58,8 +63,8 @@ class Tenants:
             )
         meta = await self.payments.tenant(key)  # settles what came due
         assert meta is not None
-        if self.payments.webhooks is not None:
-            self.payments.webhooks.deliverer.nudge()  # the tenant's retries may be due now
+        if webhooks is not None:
+            webhooks.deliverer.nudge()  # the tenant's retries may be due now
         return meta
 
     async def seed(self, key: str, count: int, seed: int) -> list[Charge]:

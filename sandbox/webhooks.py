@@ -335,6 +335,9 @@ class Deliverer:
     sending: set[asyncio.Task[None]] = field(default_factory=set)
     lines: dict[tuple[str, str], deque[Job]] = field(default_factory=dict)  # (tenant, endpoint) -> jobs
     _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Held while a retry's due time is worked out from the tenant's clock and queued, and while this
+    # process moves a clock (Tenants.advance_clock): a move lands wholly before or after, never between.
+    clock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def start(self, *, persistent: bool = False) -> None:
         self.persistent = self.persistent or persistent
@@ -343,7 +346,7 @@ class Deliverer:
             # An app driven in process by one event loop after another (a test client per test):
             # what belonged to the earlier loop is gone with it.
             self.task, self.client, self.busy = None, None, 0
-            self._wakeup = asyncio.Event()
+            self._wakeup, self.clock = asyncio.Event(), asyncio.Lock()
             self.lines.clear()
             self.sending.clear()
         if self.task is None or self.task.done():
@@ -427,16 +430,23 @@ class Deliverer:
                 if meta is not None:
                     await webhooks.publish(meta, [Event.loads(job.event)], Misdelivery(bad_signature=job.forged))
             return
-        hook = next((h for h in await webhooks.hooks(tenant) if h.id == job.hook), None)
-        if hook is None:
+        meta = await webhooks.store.tenant(tenant)
+        hook = next((h for h in await webhooks.hooks(tenant, meta) if h.id == job.hook), None) if meta else None
+        if meta is None or hook is None:
             return  # deleted since (or its tenant reset): nothing to deliver to
-        event = Event.loads(job.event)
+        # The offset now, as a number: the memory store's tenant is a live object a clock move changes.
+        event, started, offset = Event.loads(job.event), time.time(), meta.clock_offset
         status, error, answer, seconds = await self._post(hook, job, event)
         retry_at = None
         if not (status is not None and 200 <= status < 300) and job.attempt <= len(RETRY_AFTER):
-            retry_at = time.time() + RETRY_AFTER[job.attempt - 1]
-            again = Job(job.id, job.hook, job.event, job.attempt + 1, job.forged)
-            await webhooks.store.queue(tenant, [(job.id, retry_at, again.dumps())], MAX_QUEUED)
+            # Due RETRY_AFTER after the attempt began, on the tenant's clock: a clock moved while the
+            # endpoint was answering moves the retry too.
+            async with self.clock:  # no clock move of this process between the read and the queueing
+                now = await webhooks.store.tenant(tenant)
+                moved = (now.clock_offset if now is not None else offset) - offset
+                retry_at = started + RETRY_AFTER[job.attempt - 1] - moved
+                again = Job(job.id, job.hook, job.event, job.attempt + 1, job.forged)
+                await webhooks.store.queue(tenant, [(job.id, retry_at, again.dumps())], MAX_QUEUED)
         record = _attempt(job, event, status=status, error=error, seconds=seconds, body=answer, retry_at=retry_at)
         await webhooks.store.log_attempt(tenant, hook.id, record)
 
