@@ -155,6 +155,22 @@ BAD_FILES = {
         line=5,
         mentions=("1.5", "from 0 to 1"),
     ),
+    "webhooks_on_a_charge_storing_nothing": Bad(
+        RULE_HEAD + "      status: 402\n      error: {code: card_declined, message: No.}\n"
+        "      webhooks: {duplicate: 2}\n",
+        line=8,
+        mentions=("stores no charge", "remove `webhooks`", "charge: failed"),
+    ),
+    "webhooks_duplicate_over_ten": Bad(
+        RULE_HEAD + "      webhooks: {duplicate: 11}\n",
+        line=6,
+        mentions=("11", "10"),
+    ),
+    "webhooks_unknown_key": Bad(
+        RULE_HEAD + "      webhooks: {reorder: true}\n",
+        line=6,
+        mentions=("reorder",),
+    ),
 }
 
 
