@@ -62,6 +62,7 @@ from sandbox.numbers import whole
 from sandbox.settings import Settings
 from sandbox.stores.base import EVENTS_KEPT
 from sandbox.tenants import MAX_CLOCK_ADVANCE, MAX_SEED, Tenants
+from sandbox.webhooks import Webhooks
 from sandbox.wire import json_response, read_body
 
 if TYPE_CHECKING:
@@ -97,6 +98,14 @@ class Dashboard:
         self.store = tenants.store
         self.auth = auth
         self.settings = settings
+
+    @property
+    def _webhooks(self) -> Webhooks | None:
+        return self.tenants.payments.webhooks
+
+    async def _deliveries(self, key: str) -> dict[str, list[dict[str, Any]]]:
+        """The tenant's webhook attempts by event id (none without endpoints)."""
+        return await self._webhooks.attempts_by_event(key) if self._webhooks is not None else {}
 
     def routes(self) -> list[BaseRoute]:
         tenant = "/ui/tenants/{tenant}"
@@ -292,7 +301,8 @@ class Dashboard:
         entries = [] if polled else rows(await charge_requests(self.store, state.key, charge.id))
         if not polled:
             about = charge_events(await self.store.events(state.key), charge.id)
-            events = await event_rows(self.store, state.key, about, {charge.id: charge.currency})
+            sent = await self._deliveries(state.key)
+            events = await event_rows(self.store, state.key, about, {charge.id: charge.currency}, sent)
         context = {"tenant": state, "charge": charge, "rule": rule, "refunds": refunds, "timeline": timeline}
         context |= {"wire": charge.wire(), "entries": entries, "events": events, "kept": EVENTS_KEPT}
         return self._render(request, "charge.html", context, live=live)
@@ -305,7 +315,9 @@ class Dashboard:
         every = await self.store.events(state.key)
         matching = [event for event in reversed(every) if of_kind(event, kind)]
         shown = matching[(page - 1) * EVENTS_PAGE_SIZE : page * EVENTS_PAGE_SIZE]
-        context = {"tenant": state, "events": await event_rows(self.store, state.key, shown), "kind": kind}
+        sent = await self._deliveries(state.key)
+        context = {"tenant": state, "events": await event_rows(self.store, state.key, shown, None, sent), "kind": kind}
+        context |= {"webhooks": await self._webhooks.hooks(state.key) if self._webhooks is not None else []}
         context |= {"counts": event_counts(every), "all": len(every), "total": len(matching), "page": page}
         context |= {"pages": max(1, -(-len(matching) // EVENTS_PAGE_SIZE)), "size": EVENTS_PAGE_SIZE}
         return self._render(request, "events.html", context | {"kept": EVENTS_KEPT})

@@ -189,11 +189,16 @@ def charge_events(events: list[Event], charge_id: str) -> list[Event]:
 
 
 async def event_rows(
-    store: Store, key: str, events: list[Event], currencies: Mapping[str, str] | None = None
+    store: Store,
+    key: str,
+    events: list[Event],
+    currencies: Mapping[str, str] | None = None,
+    deliveries: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """Events as the templates show them: each with its object, the charge it is about (a refund's
-    own, whose currency its amount is in) and its wire form. A refund's currency is read from its
-    charge: from `currencies`, from a charge event shown, else from the store (once per charge)."""
+    own, whose currency its amount is in), its wire form and its webhook delivery attempts. A
+    refund's currency is read from its charge: from `currencies`, from a charge event shown, else
+    from the store (once per charge)."""
     shown = [event.wire() for event in events]
     known = dict(currencies or {})
     for view in shown:
@@ -209,5 +214,6 @@ async def event_rows(
             known[charge] = stored.currency if stored is not None else ""
         row = {"id": event.id, "type": event.type, "status": event.type.split(".")[1], "created": event.created}
         row |= {"charge": charge, "refund": thing.get("id") if refund else None, "failure": thing.get("failure_code")}
+        row |= {"deliveries": (deliveries or {}).get(event.id, [])}
         found.append(row | {"amount": thing.get("amount"), "currency": known.get(charge or "") or None, "wire": view})
     return found

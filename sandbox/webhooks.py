@@ -215,6 +215,18 @@ class Webhooks:
         await self.hook(key, hook_id)
         return [orjson.loads(raw) for raw in reversed(await self.store.attempts(key, hook_id))]
 
+    async def attempts_by_event(self, key: str) -> dict[str, list[dict[str, Any]]]:
+        """Every logged attempt of the tenant's endpoints, by event id, oldest first, each with its
+        endpoint's id and URL (what the dashboard shows under an event)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for hook in await self.hooks(key):
+            for raw in await self.store.attempts(key, hook.id):
+                attempt = orjson.loads(raw) | {"webhook": hook.id, "url": hook.url}
+                found.setdefault(attempt["event"], []).append(attempt)
+        for attempts in found.values():
+            attempts.sort(key=lambda a: (a["at"], a["attempt"]))
+        return found
+
     async def delivered(self, key: str, types: tuple[str, ...]) -> set[str]:
         """The ids of the objects an event of these types told of, that an endpoint of the tenant
         answered 2xx: what the client has heard of by webhook."""
