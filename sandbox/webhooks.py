@@ -126,6 +126,8 @@ def refusal(url: str, allowed: tuple[str, ...]) -> str | None:
         host, _ = parts.hostname, parts.port  # the port is checked by reading it
     except ValueError as exc:
         return f"url is not a URL ({exc})."
+    if any(ord(c) <= 32 or ord(c) == 127 for c in url):
+        return "url has a space or a control character; percent-encode it."
     if parts.scheme not in ("http", "https") or not host:
         return "url must be an http:// or https:// URL with a host, such as http://127.0.0.1:9000/webhooks."
     if "*" in allowed or host in allowed or f"[{host}]" in allowed:
@@ -427,6 +429,8 @@ class Deliverer:
                     await self._handle(tenant, job)
                 except StoreUnavailable:
                     _log.warning("webhooks: the store went away while delivering %s", job.id)
+                except Exception:  # a bug: logged, and the loop goes on with the next job
+                    _log.exception("webhooks: delivering %s failed", job.id)
                 finally:
                     self.busy -= 1
         finally:
@@ -485,14 +489,17 @@ class Deliverer:
             self.client = httpx.AsyncClient(timeout=TIMEOUT, trust_env=False, limits=limits, follow_redirects=False)
         started = time.monotonic()
         try:
-            async with self.client.stream("POST", hook.url, content=body, headers=headers) as response:
-                answer = b""
-                async for chunk in response.aiter_raw():
-                    answer += chunk[: BODY_KEPT - len(answer)]
-                    if len(answer) >= BODY_KEPT:
-                        break
-                return response.status_code, None, answer.decode("utf-8", "replace"), time.monotonic() - started
-        except httpx.TimeoutException:
+            # One deadline for the whole exchange: httpx's own bounds each read, which an endpoint
+            # sending a byte every few seconds would never meet.
+            async with asyncio.timeout(TIMEOUT):
+                async with self.client.stream("POST", hook.url, content=body, headers=headers) as response:
+                    answer = b""
+                    async for chunk in response.aiter_raw():
+                        answer += chunk[: BODY_KEPT - len(answer)]
+                        if len(answer) >= BODY_KEPT:
+                            break
+            return response.status_code, None, answer.decode("utf-8", "replace"), time.monotonic() - started
+        except (TimeoutError, httpx.TimeoutException):
             return None, f"timeout: no whole answer in {TIMEOUT:g} s", "", time.monotonic() - started
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             return None, f"{type(exc).__name__}: {str(exc)[:200]}", "", time.monotonic() - started

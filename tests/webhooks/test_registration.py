@@ -33,7 +33,17 @@ def test_other_hosts_are_refused_with_the_reason(payments_sandbox: PaymentsSandb
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://127.0.0.1/x", "file:///etc/passwd", "javascript:alert(1)", "http://", "http://127.0.0.1:99999/"]
+    "url",
+    [
+        "ftp://127.0.0.1/x",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "http://",
+        "http://127.0.0.1:99999/",
+        "http://127.0.0.1/a b",
+        "http://127.0.0.1/\r\nX-Injected: 1",
+        "http://127.0.0.1/" + "a" * 3000,
+    ],
 )
 def test_what_is_not_an_http_url_is_refused(payments_sandbox: PaymentsSandbox, url: str) -> None:
     with pytest.raises(ControlError) as refused:
