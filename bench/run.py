@@ -19,15 +19,20 @@ What it does, in order, all on 127.0.0.1:
    `--workers 2` (POST, compared with one worker of that store). The Redis rows are left out, with
    a warning, when redis-server is not installed or the sandbox has no Redis engine
    (sandbox/stores/redis.py); a store that fails to start or serve fails its row.
-4. Memory: a fresh sandbox. Idle RSS right after it is healthy. Then 10,000 warm-up charges (they
+4. Webhooks (`bench/webhook_rows.py`): POST /charge on a sandbox started with `--webhook-url
+   http://127.0.0.1:<port>/hook --webhook-secret whsec_bench`, <port> bound and never listened on
+   (so every delivery is refused), against a sandbox without it: a warm-up run each, then `--rounds`
+   runs of each in turn, same load generator and duration; the ratio of the median req/s (dead /
+   none) is reported against the webhooks issue's 0.90 (not gated yet: it measures about 0.5).
+5. Memory: a fresh sandbox. Idle RSS right after it is healthy. Then 10,000 warm-up charges (they
    fill the bounded request journal, whose 10,000 entries are a fixed cost, not a per-charge one),
    then N more charges (100k; 20k with --quick); bytes per charge = RSS growth / N.
-5. Listing: the same sandbox is filled to 1M charges (30k with --quick) and GET /v1/payments/charges
+6. Listing: the same sandbox is filled to 1M charges (30k with --quick) and GET /v1/payments/charges
    at offset 0 and at a deep offset (900k; N-100 with --quick) are timed from one connection that
    sends the two in turn (so a busy moment on the machine slows both alike); the deep/shallow
    ratio of the p50s is reported. The full run fills through the control API's
    /__sandbox/seed when the sandbox has it (about twice as fast as POSTs), else through POSTs.
-6. POST latency over a big store: POST /charge p99 on the listing sandbox once it holds 1M charges
+7. POST latency over a big store: POST /charge p99 on the listing sandbox once it holds 1M charges
    (`--big-store`; 100k with --quick, seeded 10,000 a call into the one tenant) against the same on
    a sandbox of its own, reset to empty before each of its runs; the two alternate (`--rounds`),
    each run after the same warm-up and for the same time, and the median p99 of each is compared.
@@ -46,7 +51,7 @@ measures how much CPU other processes used meanwhile and warns when it was more 
 
 Exit code (`bench/floors.py`): 1 when a gated row misses its floor: in a full run the stricter of
 its target and the issue's figure, with --quick (what CI runs) that loosened twofold; 0 otherwise.
---quick finishes in about 85 s on a quiet 2-core machine; the full run in about twelve minutes.
+--quick finishes in about 100 s on a quiet 2-core machine; the full run in about thirteen minutes.
 """
 
 from __future__ import annotations
@@ -89,6 +94,11 @@ from procs import machine_busy_seconds, tree_cpu_seconds
 from shared_stores import LABELS, Measured, Plan, measure_stores, workers_note
 from shared_stores import rows as store_rows
 from shared_stores import warnings as store_warnings
+from webhook_rows import Measured as HookMeasured
+from webhook_rows import Plan as HookPlan
+from webhook_rows import measure_dead_hook
+from webhook_rows import rows as hook_rows
+from webhook_rows import warnings as hook_warnings
 
 from sandbox.launcher import ServerProcess
 
@@ -478,6 +488,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             stores: Measured = measure_stores(plan, gen, scratch, baseline)
             report.warnings += store_warnings(stores)
             phase("shared_stores")
+        print("webhooks: a dead endpoint ...", flush=True)
+        hook_plan = HookPlan(mode.duration, mode.warmup, mode.rounds, mode.connections)
+        hooks: HookMeasured = measure_dead_hook(hook_plan, gen, scratch)
+        report.warnings += hook_warnings(hooks)
+        phase("webhooks")
         print("memory, listing and big store ...", flush=True)
         memory = measure_memory_and_listing(mode, gen, scratch, report)
         phase("memory_listing_big_store")
@@ -501,6 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         get_goal,
     )
     rows += store_rows(stores)
+    rows += hook_rows(hooks)
     rows += memory_rows(cold, memory)
     report.rows = rows
     report.failed = [row.name for row in judge(rows, quick)]
@@ -511,6 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shared_stores=[run.raw() for run in stores.runs],
         shared_stores_broken=stores.broken,
         shared_stores_left_out=stores.left_out,
+        webhooks=hooks.run.raw() if hooks.run else {"broken": hooks.broken},
         memory={k: asdict(v) if isinstance(v, Load) else v for k, v in memory.items()},
         elapsed_seconds=round(elapsed, 1),
         phase_seconds=phases,
