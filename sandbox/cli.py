@@ -95,7 +95,7 @@ def _hosts(text: str) -> tuple[str, ...]:
 
 
 def _webhook_url(text: str) -> str:
-    from sandbox.webhooks import refusal
+    from sandbox.outbound import refusal
 
     why = refusal(text, ("*",))  # the host is checked once --webhook-allow-hosts is known too
     if why is not None:
@@ -384,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _from_env(parser, args, argv)
     settings = settings_from(args)
     if settings.webhook_urls:
-        from sandbox.webhooks import refusal
+        from sandbox.outbound import refusal
 
         for url in settings.webhook_urls:
             why = refusal(url, settings.webhook_allow_hosts)

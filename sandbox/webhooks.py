@@ -17,41 +17,35 @@ sandbox that posts wherever a tenant says would let anyone reach the network it 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-import hmac
-import ipaddress
 import logging
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import httpx
 import orjson
 
-from sandbox import __version__
-from sandbox.errors import InvalidRequest, NotFound, StoreUnavailable
+from sandbox.errors import InvalidRequest, NotFound
 from sandbox.models import EVENT_TYPES, Event, Misdelivery, new_id, rfc3339
+from sandbox.outbound import refusal, sign
 from sandbox.settings import Settings
 from sandbox.stores import Store, TenantMeta
 
+if TYPE_CHECKING:
+    from sandbox.deliverer import Deliverer
+
+__all__ = ["MAX_HOOKS", "MAX_QUEUED", "RETRY_AFTER", "TIMEOUT", "Hook", "Job", "Webhooks", "refusal", "sign"]
 _log = logging.getLogger("sandbox")
 RETRY_AFTER = (10, 60, 300, 1800, 7200, 21600, 54000)  # seconds: 8 attempts over 23 h 36 min 10 s
 TIMEOUT = 10.0  # seconds for an endpoint's whole answer
 MAX_HOOKS = 16  # endpoints per tenant
 MAX_QUEUED = 1000  # jobs waiting per tenant; beyond, an event is not delivered (its attempt log says so)
-SENDING = 32  # deliveries in flight per process
-BODY_KEPT = 4096  # characters of an endpoint's answer kept in its attempt log
-_POLL = 0.5  # seconds between two looks at the queue for jobs queued by other processes, or come due
-_IDLE = 60.0  # seconds without a job before a loop started by a request (not by the server) ends
-_FORGED = b"whsec_not-your-endpoint-secret"  # signs the deliveries of a `bad_signature` rule
+FULL_FOR = 1.0  # seconds this process offers no jobs to a tenant it found with a full queue
 _KINDS = ("*", "charge.*", "refund.*")
-MAX_URL = 2048
+_AS_IS = Misdelivery()
 
 
 @dataclass(frozen=True)
@@ -109,43 +103,6 @@ class Job:
         return cls(id_, hook, event, attempt, forged)
 
 
-def sign(secret: str | bytes, timestamp: int, body: bytes) -> str:
-    """The `Sandbox-Signature` header of a delivery: `t=<unix time>,v1=<hex HMAC-SHA256 of "t.body">`."""
-    key = secret.encode() if isinstance(secret, str) else secret
-    digest = hmac.new(key, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def refusal(url: str, allowed: tuple[str, ...]) -> str | None:
-    """Why the sandbox will not post to `url`, or None: http(s) only, and a loopback host unless
-    --webhook-allow-hosts names it (`*` names every host)."""
-    if len(url) > MAX_URL:
-        return f"url is over {MAX_URL} characters."
-    try:
-        parts = urlsplit(url)
-        host, _ = parts.hostname, parts.port  # the port is checked by reading it
-    except ValueError as exc:
-        return f"url is not a URL ({exc})."
-    if any(ord(c) <= 32 or ord(c) == 127 for c in url):
-        return "url has a space or a control character; percent-encode it."
-    if parts.scheme not in ("http", "https") or not host:
-        return "url must be an http:// or https:// URL with a host, such as http://127.0.0.1:9000/webhooks."
-    if "*" in allowed or host in allowed or f"[{host}]" in allowed:
-        return None
-    if host == "localhost" or host.endswith(".localhost"):
-        return None
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        return (
-            f"{host[:100]!r} is not a loopback address; the sandbox posts webhooks only to 127.0.0.1, ::1 and"
-            " localhost unless it is started with --webhook-allow-hosts naming the host."
-        )
-    return None
-
-
 def cli_hooks(settings: Settings) -> tuple[Hook, ...]:
     """The endpoints --webhook-url registers for every tenant, with ids every worker agrees on."""
     secret = settings.webhook_secret or ""
@@ -163,7 +120,11 @@ class Webhooks:
         self.allowed = settings.webhook_allow_hosts
         self.fixed = cli_hooks(settings)
         self.settle: Callable[[str], Awaitable[object]] | None = None  # set by the app: settles a tenant
-        self.deliverer = Deliverer(self)
+        from sandbox.deliverer import Deliverer  # which imports this module's Hook and Job
+
+        self.deliverer: Deliverer = Deliverer(self)
+        self._full: OrderedDict[str, float] = OrderedDict()  # tenant -> until when its queue counts as full
+        self._dropped, self._noted = 0, -60.0
 
     # -- endpoints ---------------------------------------------------------------------------
     async def register(self, key: str, body: dict[str, Any]) -> Hook:
@@ -257,9 +218,15 @@ class Webhooks:
         a settle job too."""
         if not self.wanted(meta):
             return
-        faults = misdelivery or Misdelivery()
-        hooks = await self.hooks(meta.key, meta)
-        now, offset = time.time(), meta.clock_offset
+        now, offset, key = time.time(), meta.clock_offset, meta.key
+        full = self._full.get(key)
+        if full is not None:
+            if now < full:  # found full a moment ago: not worth building jobs the store would refuse
+                self._dropped += len(events)
+                return
+            del self._full[key]
+        faults = misdelivery or _AS_IS
+        hooks = await self.hooks(key, meta)
         held = b""
         if faults.out_of_order:
             events = events[::-1]
@@ -268,10 +235,11 @@ class Webhooks:
         due = now + faults.delay_seconds
         jobs: list[tuple[str, float, bytes]] = []
         for event in events:
+            raw = event.dumps()
             for hook in hooks:
                 if hook.wants(event.type):
                     for _ in range(faults.duplicate):
-                        job = Job(new_id("dlv_"), hook.id, event.dumps(), forged=faults.bad_signature)
+                        job = Job(new_id("dlv_"), hook.id, raw, forged=faults.bad_signature)
                         jobs.append((job.id, due + len(jobs) / 1000, job.dumps()))  # queue order is send order
         if settle_at is not None:
             job = Job(new_id("dlv_"), "", held, forged=faults.bad_signature)
@@ -281,15 +249,33 @@ class Webhooks:
     async def queue(self, key: str, jobs: list[tuple[str, float, bytes]]) -> None:
         queued = await self.store.queue(key, jobs, MAX_QUEUED) if jobs else 0
         if queued < len(jobs):
-            _log.warning("tenant %s: %d webhook jobs over the %d queued allowed were dropped", key, len(jobs) - queued,
-                         MAX_QUEUED)  # fmt: skip
-            for _, _, raw in jobs[queued:]:
-                job = Job.loads(raw)
-                if job.hook:
-                    event = Event.loads(job.event)
-                    await self.store.log_attempt(key, job.hook, _attempt(job, event, error="queue_full"))
+            await self._refused(key, jobs[queued:])
         if queued:
             self.deliverer.wake()
+
+    async def _refused(self, key: str, dropped: list[tuple[str, float, bytes]]) -> None:
+        """Jobs over MAX_QUEUED: not delivered. A full queue is met by every charge while an endpoint
+        is down under load, so this costs little: the tenant is left alone for FULL_FOR seconds, each
+        endpoint's log gets one `queue_full` attempt, and the process's log one line a minute."""
+        now = time.time()
+        self._full[key] = now + FULL_FOR
+        while len(self._full) > 10_000:
+            self._full.popitem(last=False)
+        self._dropped += len(dropped)
+        noted: set[str] = set()
+        for _, _, raw in dropped:
+            job = Job.loads(raw)
+            if job.hook and job.hook not in noted:
+                noted.add(job.hook)
+                await self.store.log_attempt(
+                    key, job.hook, attempt_record(job, Event.loads(job.event), error="queue_full")
+                )
+        if now - self._noted >= 60:
+            _log.warning(
+                "webhooks: %d deliveries dropped since the last such line: a tenant had %d waiting (the latest %s)",
+                self._dropped, MAX_QUEUED, key,
+            )  # fmt: skip
+            self._noted, self._dropped = now, 0
 
     async def redeliver(self, key: str, event: Event, hook_id: str | None) -> list[str]:
         """Queue the event again, now, for one endpoint or every one that wants it; the delivery ids."""
@@ -309,7 +295,7 @@ def raise_missing(hook_id: str) -> NoReturn:
     raise NotFound("resource_missing", f"No such webhook endpoint: {hook_id[:64]!r}.", "id")
 
 
-def _attempt(
+def attempt_record(
     job: Job,
     event: Event,
     *,
@@ -335,171 +321,3 @@ def _attempt(
             "next_attempt_at": rfc3339(retry_at) if retry_at is not None else None,
         }
     )
-
-
-@dataclass
-class Deliverer:
-    """The loop of one process that takes due jobs and sends them (see the module's docstring)."""
-
-    webhooks: Webhooks
-    persistent: bool = False  # started by the server: polls until it stops, not only while busy
-    task: asyncio.Task[None] | None = None
-    client: httpx.AsyncClient | None = None
-    busy: int = 0
-    sending: set[asyncio.Task[None]] = field(default_factory=set)
-    lines: dict[tuple[str, str], deque[Job]] = field(default_factory=dict)  # (tenant, endpoint) -> jobs
-    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    # Held while a retry's due time is worked out from the tenant's clock and queued, and while this
-    # process moves a clock (Tenants.advance_clock): a move lands wholly before or after, never between.
-    clock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def start(self, *, persistent: bool = False) -> None:
-        self.persistent = self.persistent or persistent
-        loop = asyncio.get_running_loop()
-        if self.task is not None and self.task.get_loop() is not loop:
-            # An app driven in process by one event loop after another (a test client per test):
-            # what belonged to the earlier loop is gone with it.
-            self.task, self.client, self.busy = None, None, 0
-            self._wakeup, self.clock = asyncio.Event(), asyncio.Lock()
-            self.lines.clear()
-            self.sending.clear()
-        if self.task is None or self.task.done():
-            self.task = loop.create_task(self._run())
-
-    def nudge(self) -> None:
-        """Look at the queue now, if this process has delivered before (a clock moved)."""
-        if self.task is not None:
-            self.wake()
-
-    def wake(self) -> None:
-        self.start()  # first: a new event loop gets a new wake-up event
-        self._wakeup.set()
-
-    async def stop(self) -> None:
-        """Stop taking jobs; give the deliveries in flight a moment to finish (an endpoint on this
-        machine answers in milliseconds), then cut them short (they are not attempted again)."""
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
-            self.task = None
-        if self.sending:
-            await asyncio.wait(set(self.sending), timeout=2.0)
-            for task in self.sending:
-                task.cancel()
-        if self.client is not None:
-            await self.client.aclose()
-            self.client = None
-            await asyncio.sleep(0.01)  # a closed connection's socket is let go on a later turn of the loop
-
-    async def _run(self) -> None:
-        store, idle_since, sending = self.webhooks.store, time.monotonic(), self.sending
-        while True:
-            self._wakeup.clear()
-            taken: list[tuple[str, bytes]] = []
-            if self.busy < SENDING:
-                try:
-                    taken = await store.take(time.time(), SENDING - self.busy)
-                except StoreUnavailable:
-                    _log.warning("webhooks: the store cannot be reached; trying again in %g s", _POLL)
-            for tenant, raw in taken:
-                job = Job.loads(raw)
-                self.busy += 1
-                line = (tenant, job.hook or job.id)
-                if line in self.lines:
-                    self.lines[line].append(job)  # after the ones still being sent to that endpoint
-                    continue
-                self.lines[line] = deque([job])
-                task = asyncio.get_running_loop().create_task(self._drain(line))
-                sending.add(task)
-                task.add_done_callback(sending.discard)
-            if taken or self.busy:
-                idle_since = time.monotonic()
-            elif not self.persistent and time.monotonic() - idle_since > _IDLE:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), _POLL)
-
-    async def _drain(self, line: tuple[str, str]) -> None:
-        """Send an endpoint's jobs one after the other, in the order they came due."""
-        tenant, jobs = line[0], self.lines[line]
-        try:
-            while jobs:
-                job = jobs.popleft()
-                try:
-                    await self._handle(tenant, job)
-                except StoreUnavailable:
-                    _log.warning("webhooks: the store went away while delivering %s", job.id)
-                except Exception:  # a bug: logged, and the loop goes on with the next job
-                    _log.exception("webhooks: delivering %s failed", job.id)
-                finally:
-                    self.busy -= 1
-        finally:
-            del self.lines[line]
-
-    async def _handle(self, tenant: str, job: Job) -> None:
-        webhooks = self.webhooks
-        if not job.hook:  # a settle job
-            if webhooks.settle is not None:
-                await webhooks.settle(tenant)
-            if job.event:
-                meta = await webhooks.store.tenant(tenant)
-                if meta is not None:
-                    await webhooks.publish(meta, [Event.loads(job.event)], Misdelivery(bad_signature=job.forged))
-            return
-        meta = await webhooks.store.tenant(tenant)
-        hook = next((h for h in await webhooks.hooks(tenant, meta) if h.id == job.hook), None) if meta else None
-        if meta is None or hook is None:
-            return  # deleted since (or its tenant reset): nothing to deliver to
-        # The offset now, as a number: the memory store's tenant is a live object a clock move changes.
-        event, started, offset = Event.loads(job.event), time.time(), meta.clock_offset
-        status, error, answer, seconds = await self._post(hook, job, event)
-        retry_at = None
-        if not (status is not None and 200 <= status < 300) and job.attempt <= len(RETRY_AFTER):
-            # Due RETRY_AFTER after the attempt began, on the tenant's clock: a clock moved while the
-            # endpoint was answering moves the retry too.
-            async with self.clock:  # no clock move of this process between the read and the queueing
-                now = await webhooks.store.tenant(tenant)
-                moved = (now.clock_offset if now is not None else offset) - offset
-                retry_at = started + RETRY_AFTER[job.attempt - 1] - moved
-                again = Job(job.id, job.hook, job.event, job.attempt + 1, job.forged)
-                await webhooks.store.queue(tenant, [(job.id, retry_at, again.dumps())], MAX_QUEUED)
-        record = _attempt(job, event, status=status, error=error, seconds=seconds, body=answer, retry_at=retry_at)
-        await webhooks.store.log_attempt(tenant, hook.id, record)
-
-    async def _post(self, hook: Hook, job: Job, event: Event) -> tuple[int | None, str | None, str, float]:
-        """(status, error, the answer's body cut to BODY_KEPT, seconds taken)."""
-        why = refusal(hook.url, self.webhooks.allowed)
-        if why is not None:  # --webhook-allow-hosts changed since the endpoint was registered
-            return None, f"not allowed: {why}", "", 0.0
-        body = orjson.dumps(event.wire())
-        signature = sign(_FORGED if job.forged else hook.secret, int(time.time()), body)
-        headers = {
-            "content-type": "application/json",
-            "user-agent": f"payments-sandbox/{__version__}",
-            "sandbox-signature": signature,
-            "sandbox-event-id": event.id,
-            "sandbox-delivery-id": job.id,
-            "sandbox-delivery-attempt": str(job.attempt),
-        }
-        if self.client is None:
-            # trust_env off: a proxy named in the environment must not carry a delivery elsewhere.
-            # No connection is kept between deliveries: an endpoint is a test's receiver that comes and
-            # goes, and a loopback connect costs less than a stale connection's failure.
-            limits = httpx.Limits(max_connections=SENDING, max_keepalive_connections=0)
-            self.client = httpx.AsyncClient(timeout=TIMEOUT, trust_env=False, limits=limits, follow_redirects=False)
-        started = time.monotonic()
-        try:
-            # One deadline for the whole exchange: httpx's own bounds each read, which an endpoint
-            # sending a byte every few seconds would never meet.
-            async with asyncio.timeout(TIMEOUT):
-                async with self.client.stream("POST", hook.url, content=body, headers=headers) as response:
-                    answer = b""
-                    async for chunk in response.aiter_raw():
-                        answer += chunk[: BODY_KEPT - len(answer)]
-                        if len(answer) >= BODY_KEPT:
-                            break
-            return response.status_code, None, answer.decode("utf-8", "replace"), time.monotonic() - started
-        except (TimeoutError, httpx.TimeoutException):
-            return None, f"timeout: no whole answer in {TIMEOUT:g} s", "", time.monotonic() - started
-        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
-            return None, f"{type(exc).__name__}: {str(exc)[:200]}", "", time.monotonic() - started
