@@ -116,7 +116,10 @@ async def _answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     """The status and the first BODY_KEPT bytes of an HTTP/1.x answer."""
     head = b""
     while not head.endswith(b"\r\n\r\n") and head != b"\r\n":
-        line = await reader.readline()
+        try:
+            line = await reader.readline()
+        except ValueError:  # a line over the reader's limit (64 KiB)
+            raise BadAnswer(f"an answer head over {_HEAD_LIMIT} bytes") from None
         if not line:
             raise BadAnswer("the connection closed before a whole answer head")
         head += line
