@@ -13,6 +13,8 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -98,3 +100,14 @@ def attempts_logged(tenant: Any, hook_id: str, count: int) -> list[dict[str, Any
         time.sleep(0.05)
     found: list[dict[str, Any]] = attempts
     return found
+
+
+def run_pytest_in(folder: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m pytest -q` in `folder`, as a user runs an example's own tests (no cache written)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -5,20 +5,14 @@ ends with `assert_no_findings()`: the app is a client the sandbox finds nothing 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+
+from helpers import run_pytest_in
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "checkout"
 
 
 def test_the_checkout_example_passes_with_no_findings() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=EXAMPLE,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_pytest_in(EXAMPLE)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "6 passed" in result.stdout

@@ -6,20 +6,14 @@ the sandbox would report.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+
+from helpers import run_pytest_in
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "webhook_handler"
 
 
 def test_the_webhook_handler_example_passes() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=EXAMPLE,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_pytest_in(EXAMPLE)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "7 passed" in result.stdout

@@ -1,4 +1,5 @@
-"""A `store` of every engine, fresh for each test: the Store interface's own tests run on all of them.
+"""A `store` of every engine, fresh for each test: the Store interface's own tests run on all of them;
+a `pair` of stores sharing their state, as two worker processes do.
 
 memory: a new one; sqlite: a new file; redis: database 1 of the session's redis-server, flushed.
 """
@@ -38,3 +39,20 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     finally:
         await made.reset(None)
         await made.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
+    """Two stores sharing their state, as two worker processes do (memory: one store, twice)."""
+    url = {"memory": "memory", "sqlite": f"sqlite:///{tmp_path / 'shared.db'}"}.get(request.param)
+    settings = Settings(store=url or f"{request.getfixturevalue('redis_url')}/1", journal_size=50)
+    first = open_store(settings)
+    second = open_store(settings) if request.param != "memory" else first
+    await first.reset(None)
+    try:
+        yield first, second
+    finally:
+        await first.reset(None)
+        await first.close()
+        if second is not first:
+            await second.close()

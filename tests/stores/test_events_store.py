@@ -10,14 +10,13 @@ import itertools
 import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from sandbox.models import Charge, Event, Status
 from sandbox.settings import Settings
-from sandbox.stores import Store, open_store
+from sandbox.stores import Store
 from sandbox.stores.base import EVENTS_KEPT
 from sandbox.stores.sqlite import SQLiteStore
 from sandbox.stores.sqlite_rows import SCHEMA_VERSION, path_of
@@ -39,23 +38,6 @@ def charge(status: Status = Status.SUCCEEDED, **fields: object) -> Charge:
 
 def pending(settle_at: float, to: str | None = "succeeded", code: str | None = None) -> Charge:
     return charge(Status.PENDING, settle_at=settle_at, settle_to=to, settle_code=code)
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
-    """Two stores sharing their state, as two worker processes do (memory: one store, twice)."""
-    url = {"memory": "memory", "sqlite": f"sqlite:///{tmp_path / 'shared.db'}"}.get(request.param)
-    settings = Settings(store=url or f"{request.getfixturevalue('redis_url')}/1", journal_size=50)
-    first = open_store(settings)
-    second = open_store(settings) if request.param != "memory" else first
-    await first.reset(None)
-    try:
-        yield first, second
-    finally:
-        await first.reset(None)
-        await first.close()
-        if second is not first:
-            await second.close()
 
 
 # -- events -----------------------------------------------------------------------------------

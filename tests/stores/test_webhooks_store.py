@@ -8,14 +8,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from sandbox.models import LAST_INSTANT
-from sandbox.settings import Settings
-from sandbox.stores import Store, open_store
+from sandbox.stores import Store
 from sandbox.stores.base import ATTEMPTS_KEPT
 
 pytestmark = pytest.mark.anyio
@@ -27,23 +24,6 @@ _n = itertools.count(1)
 def job(due: float, tag: str = "") -> tuple[str, float, bytes]:
     n = next(_n)
     return f"job_{n}", due, f'{{"n": {n}, "tag": "{tag}", "text": "\u00e9\\n"}}'.encode()
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
-    """Two stores sharing their state, as two worker processes do (memory: one store, twice)."""
-    url = {"memory": "memory", "sqlite": f"sqlite:///{tmp_path / 'shared.db'}"}.get(request.param)
-    settings = Settings(store=url or f"{request.getfixturevalue('redis_url')}/1", journal_size=50)
-    first = open_store(settings)
-    second = open_store(settings) if request.param != "memory" else first
-    await first.reset(None)
-    try:
-        yield first, second
-    finally:
-        await first.reset(None)
-        await first.close()
-        if second is not first:
-            await second.close()
 
 
 async def test_endpoints_are_kept_oldest_first_and_counted_on_the_tenant(store: Store) -> None:
