@@ -129,8 +129,12 @@ class Webhooks:
     # -- endpoints ---------------------------------------------------------------------------
     async def register(self, key: str, body: dict[str, Any]) -> Hook:
         url, events = body.get("url"), body.get("events", ["*"])
-        if not isinstance(url, str):
+        if url is None:
             raise InvalidRequest("parameter_missing", "url is required: where to POST this tenant's events.", "url")
+        if not isinstance(url, str):
+            raise InvalidRequest(
+                "parameter_invalid", "url must be a string, such as http://127.0.0.1:9000/hook.", "url"
+            )
         why = refusal(url, self.allowed)
         if why is not None:
             raise InvalidRequest("url_not_allowed", why, "url")

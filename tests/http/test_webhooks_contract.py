@@ -58,6 +58,8 @@ async def test_register_list_deliver_redeliver_delete_as_documented(api: Any, cl
     [
         ("POST", "/webhooks", None, {"url": "http://10.0.0.1/"}, 400),
         ("POST", "/webhooks", None, {"events": ["*"]}, 400),
+        ("POST", "/webhooks", None, {"url": ["http://127.0.0.1/"]}, 400),
+        ("POST", "/webhooks", None, [], 400),
         ("POST", "/webhooks", None, {"url": "http://127.0.0.1:9/", "secret": "mine"}, 400),
         ("DELETE", "/webhooks/we_nope", "/webhooks/{hook_id}", None, 404),
         ("GET", "/webhooks/we_nope/deliveries", "/webhooks/{hook_id}/deliveries", None, 404),
