@@ -197,13 +197,12 @@ class Webhooks:
     async def delivered(self, key: str, types: tuple[str, ...]) -> set[str]:
         """The ids of the objects an event of these types told of, that an endpoint of the tenant
         answered 2xx: what the client has heard of by webhook."""
-        told: set[str] = set()
-        for hook in await self.hooks(key):
-            for raw in await self.store.attempts(key, hook.id):
-                attempt = orjson.loads(raw)
-                if attempt["type"] in types and 200 <= (attempt["status"] or 0) < 300:
-                    told.add(attempt["object"])
-        return told
+        return {
+            attempt["object"]
+            for attempts in (await self.attempts_by_event(key)).values()
+            for attempt in attempts
+            if attempt["type"] in types and 200 <= (attempt["status"] or 0) < 300
+        }
 
     # -- queueing ----------------------------------------------------------------------------
     def wanted(self, meta: TenantMeta) -> bool:
