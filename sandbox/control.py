@@ -22,7 +22,7 @@ from sandbox.auth import Auth
 from sandbox.errors import InvalidRequest, NotFound, Unauthorized
 from sandbox.findings import CODES, coverage_of, findings_of
 from sandbox.guard import JSON_TYPES, YAML_TYPES, refuse_cross_site, require_body_type
-from sandbox.models import EVENT_TYPES, rfc3339
+from sandbox.models import EVENT_KINDS, EVENT_TYPES, event_matches, rfc3339
 from sandbox.numbers import whole
 from sandbox.openapi import Contract
 from sandbox.payments import now_of
@@ -34,7 +34,6 @@ from sandbox.wire import json_response, parse_json, read_body
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _CONTROL_SPEC = PACKAGE_DIR / "control-openapi.json"
-_EVENT_KINDS = ("charge.*", "refund.*")
 __all__ = ["MAX_CLOCK_ADVANCE", "MAX_SEED", "Control", "Endpoint"]
 
 
@@ -200,7 +199,7 @@ class Control:
         tenant = self._required_tenant(request, "Listing events")
         query = request.query_params
         kind, after, limit = query.get("type"), query.get("after"), whole(query.get("limit", "20"))
-        if kind is not None and kind not in EVENT_TYPES and kind not in _EVENT_KINDS:
+        if kind is not None and kind not in EVENT_TYPES and kind not in EVENT_KINDS:
             raise InvalidRequest(
                 "parameter_invalid", f"type must be one of {', '.join(EVENT_TYPES)}, or charge.* or refund.*.", "type"
             )
@@ -217,7 +216,7 @@ class Control:
                 )
             events = events[at + 1 :]
         if kind is not None:
-            events = [e for e in events if e.type == kind or (kind.endswith(".*") and e.type.startswith(kind[:-1]))]
+            events = [e for e in events if event_matches(kind, e.type)]
         return json_response(200, {"data": [event.wire() for event in events[:limit]], "has_more": len(events) > limit})
 
     # -- webhooks (webhooks.py) -------------------------------------------------------------

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.errors import InvalidRequest
-from sandbox.models import EVENT_TYPES, Charge, Entry, Event, Summary, rfc3339
+from sandbox.models import EVENT_KINDS, EVENT_TYPES, Charge, Entry, Event, Summary, event_matches, rfc3339
 from sandbox.numbers import whole
 from sandbox.stores import Store
 
@@ -152,9 +152,6 @@ def counted(found: list[dict[str, Any]], codes: tuple[str, ...]) -> dict[str, in
 
 
 # -- events ---------------------------------------------------------------------------------------
-EVENT_KINDS = tuple(dict.fromkeys(t.split(".")[0] + ".*" for t in EVENT_TYPES))  # charge.*, refund.*
-
-
 def event_kind(query: Mapping[str, str]) -> str | None:
     """`?type=`: an event type, or every type of an object (`charge.*`), as GET /__sandbox/events takes it."""
     kind = query.get("type") or None
@@ -165,7 +162,7 @@ def event_kind(query: Mapping[str, str]) -> str | None:
 
 
 def of_kind(event: Event, kind: str | None) -> bool:
-    return kind is None or event.type == kind or (kind.endswith(".*") and event.type.startswith(kind[:-1]))
+    return kind is None or event_matches(kind, event.type)
 
 
 def event_counts(events: list[Event]) -> dict[str, int]:

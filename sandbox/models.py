@@ -246,6 +246,13 @@ class Entry:
 EVENT_TYPES = (
     "charge.succeeded", "charge.failed", "charge.pending", "charge.refunded", "refund.succeeded", "refund.failed",
 )  # fmt: skip
+EVENT_KINDS = tuple(dict.fromkeys(t.split(".")[0] + ".*" for t in EVENT_TYPES))  # charge.*, refund.*
+
+
+def event_matches(pattern: str, kind: str) -> bool:
+    """Whether an event type is the one `pattern` names, or of the object `charge.*`/`refund.*` names
+    (`*`: every type)."""
+    return pattern == kind or pattern == "*" or (pattern.endswith(".*") and kind.startswith(pattern[:-1]))
 
 
 @dataclass(frozen=True, slots=True)

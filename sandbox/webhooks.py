@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import orjson
 
 from sandbox.errors import InvalidRequest, NotFound
-from sandbox.models import EVENT_TYPES, Event, Misdelivery, new_id, rfc3339
+from sandbox.models import EVENT_KINDS, EVENT_TYPES, Event, Misdelivery, event_matches, new_id, rfc3339
 from sandbox.outbound import refusal, sign
 from sandbox.settings import Settings
 from sandbox.stores import Store, TenantMeta
@@ -44,7 +44,6 @@ TIMEOUT = 10.0  # seconds for an endpoint's whole answer
 MAX_HOOKS = 16  # endpoints per tenant
 MAX_QUEUED = 1000  # jobs waiting per tenant; beyond, an event is not delivered (its attempt log says so)
 FULL_FOR = 1.0  # seconds this process offers no jobs to a tenant it found with a full queue
-_KINDS = ("*", "charge.*", "refund.*")
 _AS_IS = Misdelivery()
 
 
@@ -60,7 +59,7 @@ class Hook:
     source: str = "api"  # or "cli": --webhook-url, for every tenant
 
     def wants(self, kind: str) -> bool:
-        return any(p == "*" or p == kind or (p.endswith(".*") and kind.startswith(p[:-1])) for p in self.events)
+        return any(event_matches(pattern, kind) for pattern in self.events)
 
     def wire(self) -> dict[str, Any]:
         return {
@@ -138,7 +137,7 @@ class Webhooks:
         why = refusal(url, self.allowed)
         if why is not None:
             raise InvalidRequest("url_not_allowed", why, "url")
-        known = (*EVENT_TYPES, *_KINDS)
+        known = (*EVENT_TYPES, *EVENT_KINDS, "*")
         if (
             not isinstance(events, list)
             or not 1 <= len(events) <= 20
