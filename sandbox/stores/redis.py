@@ -27,7 +27,6 @@ Keys, all under `ps:`; the part in braces is the hash tag, so a cluster keeps ea
 
     ps:{global}:tenants   LRU index (tenant -> last use: microseconds of the using host's clock)
     ps:{global}:ruled     tenant -> uploaded rules it holds;  stats: uploaded in all, drops, the last drop
-    ps:{global}:seq       charge numbers (INCR), increasing store-wide
     ps:{global}:journal   entry ids newest first (capped at journal_size); jbody id -> entry; jof id ->
                           owner; jt:<tenant> a tenant's ids newest first; jtenants the tenants with some
     ps:{global}:q:<tenant>  zset of the tenant's queued webhook jobs `<seq>:<JSON>` by due (real unix time;
@@ -39,14 +38,17 @@ Which slots each call touches (every script and transaction stays within one):
                     rules, summary, hooks, remove_hook, log_attempt, attempts
     the global one  record, entries, entries_after, journal_stats, forget, drops, check, queue (a tenant
                     counts as present when listed in the index), take
-    both            tenant, claim, mark, add_hook, set_rules, reset(key): one command per slot, sent
-                    together in one round trip, not atomic together; add_charge, add_seeded: the
-                    number from the global slot, then the tenant's step (two round trips); advance_clock:
+    both            tenant, claim, mark, add_hook, set_rules, reset(key), add_charge: one command per
+                    slot, sent together in one round trip, not atomic together; advance_clock:
                     the clock moved in the tenant's slot, then, only if it moved, the tenant's jobs in the
                     global one (two round trips: the move decides, so the jobs cannot go with it);
                     summaries (the index, then each listed tenant's counts); reset(None): SCAN and UNLINK
 A write lists the tenant in the index before it writes the tenant's data, so no data is left unlisted;
 a tenant listed without data (a write racing its drop) reads as absent and is dropped in its turn.
+A charge's number (`seq`, which orders the charges made in one second) is the microsecond its process
+stored it at, never the same twice in a process (`_now`): taken without asking Redis, so that the
+charge goes in the round trip that lists its tenant. (Earlier versions numbered charges with a store-wide
+INCR: smaller numbers, so a tenant's charges stored by them still sort as the older ones.)
 A tenant leaving the index (a drop, a reset) loses its queued jobs in the same script.
 """
 
@@ -61,7 +63,9 @@ from functools import lru_cache
 from hashlib import sha256
 from typing import Any, TypeVar
 
+import hiredis
 from redis import exceptions as rx
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
@@ -82,7 +86,7 @@ _REFUND_ATTEMPTS = 1000  # compare-and-set rounds; each lost round means another
 _TOUCH_EVERY = 1.0  # seconds: this process re-sends a read's LRU touch of its last tenant at most this often
 _UNAVAILABLE = (rx.ConnectionError, rx.TimeoutError, rx.ReadOnlyError, rx.OutOfMemoryError, rx.ClusterDownError)
 _G = b"ps:{global}:"
-LRU, RULED, STATS, SEQ = _G + b"tenants", _G + b"ruled", _G + b"stats", _G + b"seq"
+LRU, RULED, STATS = _G + b"tenants", _G + b"ruled", _G + b"stats"
 JOURNAL, JBODY, JOF, JTENANTS, JT = _G + b"journal", _G + b"jbody", _G + b"jof", _G + b"jtenants", _G + b"jt:"
 QDUE, Q = _G + b"qdue", _G + b"q:"
 # A tenant's fixed keys, in the order DELETE_TENANT expects them (its list of all charges third, atts last).
@@ -122,7 +126,14 @@ def _float(raw: bytes | None) -> float | None:
 
 
 def _pack(command: tuple[Any, ...]) -> bytes:
-    """A command in RESP, Redis's wire format: an array of bulk strings (numbers as redis-py writes them)."""
+    """A command in RESP, Redis's wire format: an array of bulk strings (numbers as redis-py writes
+    them). hiredis packs it in C, a third of the time; a text it cannot encode (a lone surrogate,
+    which names keep as `_b` writes them) is packed here."""
+    try:
+        packed: bytes = hiredis.pack_command(command)
+        return packed
+    except UnicodeEncodeError:
+        pass
     args = [arg if arg.__class__ is bytes else _arg(arg) for arg in command]
     return b"*%d\r\n" % len(args) + b"".join([b"$%d\r\n%b\r\n" % (len(arg), arg) for arg in args])
 
@@ -131,6 +142,51 @@ def _arg(value: str | int | float) -> bytes:
     if isinstance(value, str):
         return _b(value)
     return b"%d" % value if isinstance(value, int) else repr(value).encode()
+
+
+def fast_replies(connection: AbstractConnection) -> bool:
+    """Whether `_replies` reads this connection's replies straight off its hiredis reader."""
+    parser = getattr(connection, "_parser", None)
+    return isinstance(parser, _AsyncHiredisParser) and all(
+        hasattr(parser, name) for name in ("_reader", "read_from_socket")
+    )
+
+
+async def _replies(connection: AbstractConnection, count: int) -> list[Any]:
+    """`count` replies, an error reply as its exception object.
+
+    Straight off the connection's hiredis reader when redis-py gave it one (as `redis[hiredis]`
+    does): redis-py's `read_response` wraps every reply in a timeout and layers of checks, ~10 us a
+    reply, more than the rest of a command costs this store (the whole exchange is under one
+    timeout already, in `_guarded`). Any other parser goes through `read_response`. A read cut
+    short (an error, a timeout, a cancellation) closes the connection, as redis-py's own does, so
+    that no reply is left on it for the next user."""
+    if not fast_replies(connection):
+        replies: list[Any] = []
+        for _ in range(count):
+            try:
+                replies.append(await connection.read_response())
+            except rx.ResponseError as exc:
+                replies.append(exc)
+        return replies
+    parser: Any = connection._parser  # redis-py's own reader (see fast_replies)
+    reader, replies = parser._reader, []
+    try:
+        while len(replies) < count:
+            reply = reader.gets()
+            if reply is NOT_ENOUGH_DATA:
+                await parser.read_from_socket()  # raises ConnectionError when the server has closed
+            elif isinstance(reply, rx.ConnectionError):  # e.g. LOADING: the server cannot answer yet
+                raise reply
+            else:
+                replies.append(reply)
+    except OSError as exc:
+        await connection.disconnect(nowait=True)
+        raise rx.ConnectionError(f"reading from Redis: {exc}") from exc
+    except BaseException:
+        await connection.disconnect(nowait=True)
+        raise
+    return replies
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,13 +332,7 @@ class RedisStore(Store):
         connection = await self._connection()
         try:
             await connection.send_packed_command(b"".join(map(_pack, commands)), check_health=False)
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(await connection.read_response())
-                except rx.ResponseError as exc:
-                    replies.append(exc)
-            return replies
+            return await _replies(connection, len(commands))
         finally:
             await self._pool.release(connection)
 
@@ -294,7 +344,8 @@ class RedisStore(Store):
 
     # -- tenants --------------------------------------------------------------------------------
     def _now(self) -> int:
-        """Microseconds, for the LRU index: this host's clock, never the same twice in this process."""
+        """Microseconds, for the LRU index and charge numbers: this host's clock, never the same twice
+        in this process."""
         self._stamp = max(time.time_ns() // 1000, self._stamp + 1)
         return self._stamp
 
@@ -309,18 +360,11 @@ class RedisStore(Store):
     async def _creating(self, key: str, *commands: tuple[Any, ...]) -> list[Any]:
         """Commands that may create the tenant, after listing it first (so that no tenant's data is
         ever left unlisted), in one round trip; then whoever that pushed out goes."""
-        _, replies = await self._numbering(key, 0, *commands)
-        return replies
-
-    async def _numbering(self, key: str, count: int, *commands: tuple[Any, ...]) -> tuple[int, list[Any]]:
-        """`_creating`, also taking `count` new charge numbers: the last of them, and the replies."""
         self._recent = (key, time.monotonic())
-        listing = _ev(
-            lua.LIST, (LRU, RULED, STATS, SEQ, QDUE), _b(key), self._now(), self.max_tenants, self._why(), count, Q
-        )
-        (last, *popped), *replies = await self._run([listing, *commands])
+        listing = _ev(lua.LIST, (LRU, RULED, STATS, QDUE), _b(key), self._now(), self.max_tenants, self._why(), Q)
+        popped, *replies = await self._run([listing, *commands])
         await self._drop(popped, self._why())
-        return int(last), replies
+        return replies
 
     async def tenant(self, key: str, *, create: bool = False) -> RedisTenant | None:
         p = prefix(key)
@@ -480,9 +524,7 @@ class RedisStore(Store):
         self, key: str, charge: Charge, idempotency_key: str | None, reply: Reply | None, events: list[Event]
     ) -> None:
         p = prefix(key)
-        # The number comes from the global slot and the charge goes to the tenant's: two round trips,
-        # so that the script that stores it touches one slot only (as a cluster requires).
-        charge.seq, _ = await self._numbering(key, 1)
+        charge.seq = self._now()  # see the module docstring
         status, settles = _b(charge.status), charge.settle_at is not None
         keys = (p + b"meta", p + b"all", p + b"s:" + status, p + b"settle", p + b"later", p + b"c:" + _b(charge.id))
         settle_at, settled = (float(charge.settle_at or 0), lua.settlement(charge)) if settles else (b"", b"")
@@ -490,7 +532,7 @@ class RedisStore(Store):
         finish = _finish(idempotency_key, reply)
         add = _ev(lua.ADD_CHARGE, (*keys, p + b"keys", p + b"korder"), *stored, *finish, _b(charge.id))
         # The events in the same round trip, right after the charge (which made the tenant's meta).
-        await self._run([add, self._events_command(key, events)] if events else [add])
+        await self._creating(key, *([add, self._events_command(key, events)] if events else [add]))
 
     async def refund(
         self,
@@ -520,10 +562,10 @@ class RedisStore(Store):
 
     async def add_seeded(self, key: str, made: list[tuple[Charge, Refund | None]]) -> list[Charge]:
         p = prefix(key)
-        last, _ = await self._numbering(key, len(made))
+        await self._creating(key)
         charges = [charge for charge, _ in made]
-        for n, charge in enumerate(charges):
-            charge.seq = last - len(made) + 1 + n
+        for charge in charges:
+            charge.seq = self._now()
         # One transaction (MULTI/EXEC, one round trip), in batches so that no command grows huge.
         pipe = self._redis.pipeline(transaction=True)
         pipe.hsetnx(p + b"meta", "t", "1")

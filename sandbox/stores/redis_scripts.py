@@ -92,10 +92,9 @@ local function meta_of(meta, settle)
 end
 """
 
-# KEYS lru ruled stats seq qdue; ARGV tenant now max_tenants why numbers q_prefix. Lists the tenant as
-# the most recently used (`now`, microseconds, or just above the newest) and answers the last of
-# `numbers` new charge numbers (0 when none are asked), then the tenants dropped to stay within
-# max_tenants (their queued jobs go here; their keys are then deleted by the caller, slot by slot).
+# KEYS lru ruled stats qdue; ARGV tenant now max_tenants why q_prefix. Lists the tenant as the most
+# recently used (`now`, microseconds, or just above the newest) and answers the tenants dropped to stay
+# within max_tenants (their queued jobs go here; their keys are then deleted by the caller, slot by slot).
 # A read's touch is a plain `ZADD XX CH`.
 LIST = Script(
     "list",
@@ -103,10 +102,8 @@ LIST = Script(
     + _FORGET_TENANT
     + """
 local lru, tenant = KEYS[1], ARGV[1]
-local last = 0
-if ARGV[5] ~= '0' then last = redis.call('INCRBY', KEYS[4], ARGV[5]) end
 local top = redis.call('ZREVRANGE', lru, 0, 0, 'WITHSCORES')
-if top[1] == tenant then return {last} end
+if top[1] == tenant then return {} end
 local now = tonumber(ARGV[2])
 if top[2] and tonumber(top[2]) >= now then now = tonumber(top[2]) + 1 end
 redis.call('ZADD', lru, num(now), tenant)
@@ -117,11 +114,10 @@ if over > 0 then
   for i = 1, #gone, 2 do
     popped[#popped + 1] = gone[i]
     forget_rules(KEYS[2], KEYS[3], gone[i])
-    forget_jobs(KEYS[5], ARGV[6], gone[i])
+    forget_jobs(KEYS[4], ARGV[5], gone[i])
   end
   note_drops(KEYS[3], popped, ARGV[4], now)
 end
-table.insert(popped, 1, last)
 return popped
 """,
 )
