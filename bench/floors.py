@@ -8,7 +8,8 @@ from the issue that set it, and one of two kinds:
   or a figure with no agreed target yet).
 
 The floor of a full run is the stricter of the target and the issue's figure. `--quick` is what CI
-runs on a shared 2-core machine with 3-4 s runs, where a neighbour's burst can cost a ratio 20-30%;
+runs on a shared 2-core machine with 2-4 s runs, where a neighbour's burst can cost a ratio 20-30%
+(one cost a single run 45%: the memory store's rows take the median of three runs for that);
 its floor is the full floor loosened by `QUICK_SLACK` (half of a lower bound, twice an upper one):
 noise of that size does not fail CI, and a collapse (an accidental O(n) path, a lost fast path,
 a store that serializes everything) still does.

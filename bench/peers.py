@@ -7,7 +7,8 @@ and on its HTTP layer next to other ASGI servers. Measurement only; CI does not 
 The servers, all on 127.0.0.1 (each on a free port):
 
 1. `bench/baseline_app.py` (bare Starlette, fixed bytes) on the sandbox's own uvicorn options
-   (httptools, uvloop), on the uvicorn CLI with `--http h11` (same options otherwise), and on
+   (httptools, uvloop), the same with `--workers 2` (the uvicorn CLI: the most two processes of any
+   app on this stack can serve here), on the uvicorn CLI with `--http h11` (same options otherwise), and on
    granian's ASGI server (one worker, HTTP/1) when `pip install granian` works: granian goes into
    this venv for the measurement only, never into pyproject.toml.
 2. `payments-sandbox serve`: the memory store with one worker; `--workers 2` on
@@ -237,6 +238,8 @@ def peers(scratch: Path, missing: dict[str, str]) -> list[Peer]:
     python = sys.executable
     uvicorn_h11: tuple[str, ...] = (python, "-m", "uvicorn", "--http", "h11", "--host", HOST, "--log-level", "warning")
     uvicorn_h11 += ("--no-access-log", "--no-server-header", "--timeout-graceful-shutdown", "30")
+    uvicorn_2w: tuple[str, ...] = (python, "-m", "uvicorn", "--http", "httptools", "--loop", "uvloop", "--workers", "2")
+    uvicorn_2w += ("--host", HOST, "--log-level", "warning", "--no-access-log", "--no-server-header")
     granian: tuple[str, ...] = (python, "-m", "granian", "--interface", "asgi", "--http", "1", "--no-ws")
     granian += ("--workers", "1", "--host", HOST, "--log-level", "warning", "--no-access-log")
     sandbox_env = ((SETTINGS_ENV, default_settings_env()),)
@@ -246,6 +249,14 @@ def peers(scratch: Path, missing: dict[str, str]) -> list[Peer]:
     prism = (str(PRISM), "mock", str(BUNDLED_SPEC), "--host", HOST, "-v", "silent")
     every = [
         Peer("baseline", "baseline app", "uvicorn httptools", BASELINE, note="bench/run.py's yardstick"),
+        Peer(
+            "baseline-2w",
+            "baseline app, --workers 2",
+            "uvicorn httptools",
+            (*uvicorn_2w, "--lifespan", "off", "--app-dir", str(BENCH_DIR), "--factory", "baseline_app:create_app"),
+            workers=2,
+            note="what two processes of any app on this HTTP stack can reach here: the ceiling of the --workers 2 rows",
+        ),
         Peer(
             "baseline-h11",
             "baseline app",
@@ -346,7 +357,7 @@ def launch(peer: Peer, logs: Path, store_url: str) -> contextlib.AbstractContext
         flags = tuple(store_url if flag == STORE_URL else flag for flag in peer.serve)
         return running(peer.key, logs, *flags, workers=peer.workers)
     if peer.probe == HEALTH and not peer.env:
-        return running(peer.key, logs, program=peer.argv)
+        return running(peer.key, logs, program=peer.argv, workers=peer.workers)
     return probed(peer.probe).start(
         (),
         program=peer.argv,
