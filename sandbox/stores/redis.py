@@ -42,7 +42,8 @@ Which slots each call touches (every script and transaction stays within one):
                     slot, sent together in one round trip, not atomic together; advance_clock:
                     the clock moved in the tenant's slot, then, only if it moved, the tenant's jobs in the
                     global one (two round trips: the move decides, so the jobs cannot go with it);
-                    summaries (the index, then each listed tenant's counts); reset(None): SCAN and UNLINK
+                    summaries (the index, then each listed tenant's counts); add_seeded (the listing, then
+                    one MULTI/EXEC in the tenant's slot); reset(None): SCAN and UNLINK
 A write lists the tenant in the index before it writes the tenant's data, so no data is left unlisted;
 a tenant listed without data (a write racing its drop) reads as absent and is dropped in its turn.
 A charge's number (`seq`, which orders the charges made in one second) is the microsecond its process
