@@ -75,7 +75,7 @@ class SQLiteStore(Store):
         self._touched = ("", 0.0)  # the tenant this process last marked as used, and when
         self._inserted = 0
         self._event_inserts: dict[str, int] = {}  # events this process inserted per tenant since its last trim
-        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], bool]] = []
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
 
     def _create_schema(self) -> None:
         with self._write() as db:
@@ -114,41 +114,33 @@ class SQLiteStore(Store):
             self.db.execute("ROLLBACK")
             raise StoreUnavailable(f"SQLite: {exc}") from exc
 
-    def _submit(self, work: Callable[[sqlite3.Connection], T], *, alone: bool = True) -> asyncio.Future[T]:
+    def _submit(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """Run `work` in the next group commit; its result once that is on disk.
 
-        A commit costs a write to the log (~40 µs) whatever it holds, so every write submitted in
-        one turn of the event loop (under load, the requests of many connections) shares one
-        transaction, each in a savepoint of its own: a write that raises (a refused refund) is
-        undone alone, and no answer goes out before its write is committed. `alone=False` spares the
-        savepoint for a write of one statement that cannot be refused (a journal entry)."""
+        A commit costs a write to the log whatever it holds, so every write submitted in one turn
+        of the event loop (under load, the requests of many connections) shares one transaction,
+        and no answer goes out before its write is committed. A write that raises (a refused
+        refund) is undone alone: the batch is run again with each write in a savepoint of its own.
+        Writes are therefore written to be run twice (they read what they need inside the batch)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((work, future, alone))
+        self._pending.append((work, future))
         if len(self._pending) == 1:
             loop.call_soon(self._commit)
         return future
 
     def _commit(self) -> None:
         batch, self._pending = self._pending, []
-        done: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        done: list[tuple[asyncio.Future[Any], Any, BaseException | None]]
         try:
-            with self._write() as db:
-                for work, future, alone in batch:
-                    if not alone:
-                        done.append((future, work(db), None))
-                        continue
-                    db.execute("SAVEPOINT op")
-                    try:
-                        done.append((future, work(db), None))
-                    except Exception as exc:  # this write alone is undone; the caller gets the error
-                        db.execute("ROLLBACK TO op")
-                        done.append((future, None, exc))
-                    db.execute("RELEASE op")
+            try:
+                done = self._run(batch, savepoints=False)  # the usual case: nothing is refused
+            except _Refused:
+                done = self._run(batch, savepoints=True)
         except StoreUnavailable as exc:
-            done = [(future, None, exc) for _, future, _ in batch]
+            done = [(future, None, exc) for _, future in batch]
         except sqlite3.Error as exc:
-            done = [(future, None, StoreUnavailable(f"SQLite: {exc}")) for _, future, _ in batch]
+            done = [(future, None, StoreUnavailable(f"SQLite: {exc}")) for _, future in batch]
         for future, result, error in done:
             if future.cancelled():
                 continue  # the request is gone (its client left); what it wrote stays written
@@ -156,6 +148,29 @@ class SQLiteStore(Store):
                 future.set_exception(error)
             else:
                 future.set_result(result)
+
+    def _run(
+        self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]], *, savepoints: bool
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        """The batch in one transaction. Without savepoints, a write that raises undoes the whole
+        transaction (_Refused); with them, only itself, and its caller gets the error."""
+        done: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        with self._write() as db:
+            for work, future in batch:
+                if not savepoints:
+                    try:
+                        done.append((future, work(db), None))
+                    except Exception as exc:
+                        raise _Refused from exc
+                    continue
+                db.execute("SAVEPOINT op")
+                try:
+                    done.append((future, work(db), None))
+                except Exception as exc:
+                    db.execute("ROLLBACK TO op")
+                    done.append((future, None, exc))
+                db.execute("RELEASE op")
+        return done
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         try:
@@ -409,12 +424,18 @@ class SQLiteStore(Store):
         One UPDATE counts it and says where it goes (SQLite evaluates every SET expression on the
         row as it was, so `dirty` compares with the old `last_second`)."""
         second, status = int(charge.created), charge.status
+        # `used` (indexed, for dropping the least recently used) is set as `_touch` sets it: at most
+        # twice a second for a tenant charging over and over.
+        now, touched = time.time(), self._touched
+        used = "" if touched[0] == key and now - touched[1] < 0.5 else "used = ?1, "
+        if used:
+            self._touched = (key, now)
         placed = db.execute(
-            f"UPDATE tenants SET used = ?1, charges = charges + 1, {status} = {status} + 1, "
+            f"UPDATE tenants SET {used}charges = charges + 1, {status} = {status} + 1, "
             "last_second = MAX(last_second, ?2), dirty = dirty OR (?2 < last_second), "
             "next_settle = CASE WHEN ?3 IS NULL THEN next_settle ELSE MIN(COALESCE(next_settle, ?3), ?3) END "
             f"WHERE key = ?4 RETURNING charges - 1, {status} - 1",
-            (time.time(), second, charge.settle_at, key),
+            (now, second, charge.settle_at, key),
         ).fetchone()  # the status is one of three names
         if placed is None:
             return False
@@ -703,6 +724,10 @@ class SQLiteStore(Store):
                 db.execute("DELETE FROM journal WHERE tenant = ?", (tenant,))
 
         return await self._submit(work)
+
+
+class _Refused(Exception):
+    """A write of a batch run without savepoints raised: the batch is run again with them."""
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:

@@ -3,7 +3,12 @@ made from them (sqlite.py does the reading and writing).
 
 Webhook state (schema 4): `hooks` (a tenant's endpoints, oldest first by `n`; how many is the tenant
 row's `hooks`), `jobs` (queued deliveries of every tenant, taken by `due`, a real unix time) and
-`attempts` (each endpoint's delivery log, the newest ATTEMPTS_KEPT)."""
+`attempts` (each endpoint's delivery log, the newest ATTEMPTS_KEPT).
+
+The three tables every charge writes to (`charges`, `events`, `journal`) number their rows without
+AUTOINCREMENT, which costs a write to `sqlite_sequence` per row: a new row's number is one more than
+the largest kept, so it may be that of a row deleted before (a reset's), which nothing refers to.
+Files made before keep their AUTOINCREMENT tables; both kinds read and write alike."""
 
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ CREATE TABLE IF NOT EXISTS tenants (
     last_second INTEGER NOT NULL DEFAULT 0, dirty INTEGER NOT NULL DEFAULT 0, hooks INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS tenants_used ON tenants (used);
 CREATE TABLE IF NOT EXISTS charges (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, id TEXT NOT NULL, amount INTEGER NOT NULL,
+    seq INTEGER PRIMARY KEY, tenant TEXT NOT NULL, id TEXT NOT NULL, amount INTEGER NOT NULL,
     currency TEXT NOT NULL, description TEXT, metadata TEXT NOT NULL, status TEXT NOT NULL,
     created REAL NOT NULL, second INTEGER NOT NULL, amount_refunded INTEGER NOT NULL,
     failure_code TEXT, scenario TEXT, settle_at REAL, settled_at REAL, settle_to TEXT, settle_code TEXT,
@@ -48,11 +53,11 @@ CREATE TABLE IF NOT EXISTS marks (n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TE
 CREATE UNIQUE INDEX IF NOT EXISTS marks_marker ON marks (tenant, marker);
 CREATE TABLE IF NOT EXISTS rules (tenant TEXT PRIMARY KEY, version TEXT NOT NULL, document TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (
-    n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, tenant TEXT, method TEXT NOT NULL, path TEXT NOT NULL,
+    n INTEGER PRIMARY KEY, id TEXT NOT NULL, tenant TEXT, method TEXT NOT NULL, path TEXT NOT NULL,
     query TEXT NOT NULL, status INTEGER NOT NULL, started REAL NOT NULL, duration REAL NOT NULL,
     idempotency_key TEXT, scenario TEXT, request_body BLOB, response_body BLOB NOT NULL, notes TEXT);
 CREATE INDEX IF NOT EXISTS journal_tenant ON journal (tenant, n);
-CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, raw BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY, tenant TEXT NOT NULL, raw BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS events_tenant ON events (tenant, n);
 CREATE TABLE IF NOT EXISTS hooks (
     n INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, id TEXT NOT NULL, raw BLOB NOT NULL);

@@ -3,6 +3,7 @@ marks, refunds, seeds and the journal. (Paging and settlement: test_paging.py.)"
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
@@ -211,6 +212,29 @@ async def test_a_refused_refund_changes_nothing(store: Store) -> None:
     assert stored is not None
     assert stored.amount_refunded == 0
     assert await store.refunds(A, made.id) == []
+
+
+async def test_a_refused_refund_among_concurrent_writes_is_undone_alone(store: Store) -> None:
+    """Writes made at once may share one transaction (SQLite's group commit): the refused one
+    leaves no trace, and every other one is stored as if it had been alone."""
+    first = charge(1000)
+    await store.add_charge(A, first, None, None, [])
+    second, third = charge(500), charge(700)
+    answers = await asyncio.gather(
+        store.add_charge(A, second, None, None, []),
+        store.refund(A, first.id, refund_of(600), None, lambda v: None),
+        store.refund(A, first.id, refund_of(600), None, lambda v: None),  # only 400 left: refused
+        store.add_charge(A, third, None, None, []),
+        store.record(entry(A)),
+        return_exceptions=True,
+    )
+    assert [answers[0], answers[3], answers[4]] == [None, None, None]
+    assert sorted(type(a).__name__ for a in answers[1:3]) == ["InvalidRequest", "str"]
+    assert (await store.charge(A, first.id)).amount_refunded == 600  # type: ignore[union-attr]
+    assert [r.amount for r in await store.refunds(A, first.id)] == [600]
+    assert [c.id for c in (await store.page(A, None, 10, 0))[0]] == [third.id, second.id, first.id]
+    assert len(await store.entries(A)) == 1
+    assert (await store.summary(A)).refunds == 1  # type: ignore[union-attr]
 
 
 async def test_a_verdict_without_a_refund_stores_only_the_key(store: Store) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import random
+
 import pytest
 
 from sandbox.errors import InvalidRequest
@@ -83,3 +86,55 @@ def test_nested_duplicate_key_is_refused():
 )
 def test_lone_surrogate_is_refused_naming_where(raw, param):
     assert refused(raw).param == param
+
+
+# parse_json takes orjson's result when it is exactly the strict parser's (wire._plain_json): these
+# are the documents where the two could differ.
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        (b'{"n": 18446744073709551616}', {"n": 18446744073709551616}),  # orjson: a float
+        (b'{"n": -9223372036854775809, "f": 0.5}', {"n": -9223372036854775809, "f": 0.5}),
+        (b'{"t": "12:30", "u": "a:b:c"}', {"t": "12:30", "u": "a:b:c"}),  # more colons than keys
+        (b'{"k:": {"k": 1}}', {"k:": {"k": 1}}),
+    ],
+)
+def test_values_keep_their_types(raw, value):
+    parsed = parse_json(raw)
+    assert parsed == value
+    assert repr(parsed) == repr(value)  # 1 == 1.0, but an int must not come back a float
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"k": "a:b", "k": "c"}',  # a repeat, and a colon in a string to make up the count
+        b'{"k": 1, "k": 2, "x": "::"}',
+        b'{"m": {"k": "a", "k": "b"}, "t": "1:2"}',
+    ],
+)
+def test_duplicate_keys_are_refused_whatever_the_colons(raw):
+    refused(raw)
+
+
+def test_agrees_with_the_standard_library_on_random_documents():
+    """Valid documents without repeated keys, NaN or lone surrogates: the standard library's
+    parse, value for value and type for type."""
+    rng = random.Random(20261203)
+    atoms = [
+        b"1", b"-0", b"0.5", b"-2.5e-3", b"1e5", b"12345678901234567890123", b"9223372036854775808", b"true",
+        b"false", b"null", b'"a"', b'"a:b"', b'"\\u00e9:"', b'"\\ud83d\\ude00"', b'"\\""', b'""', b"[]", b"{}",
+    ]  # fmt: skip
+
+    def document(depth: int) -> bytes:
+        roll = rng.random()
+        if depth > 3 or roll < 0.4:
+            return rng.choice(atoms)
+        if roll < 0.7:
+            return b"[" + b",".join(document(depth + 1) for _ in range(rng.randint(0, 3))) + b"]"
+        names = rng.sample([b'"a"', b'"b"', b'"c:"', b'"d"'], rng.randint(0, 4))
+        return b"{" + b", ".join(name + b": " + document(depth + 1) for name in names) + b"}"
+
+    for _ in range(5000):
+        raw = document(0)
+        assert repr(parse_json(raw)) == repr(json.loads(raw)), raw
