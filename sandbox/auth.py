@@ -28,13 +28,14 @@ if TYPE_CHECKING:
     from jwt.types import Options
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 # A compact JWS is exactly three base64url parts. Checked here because PyJWT accepts `=` padding
 # and Python's base64 decoder drops characters outside the alphabet. An empty signature passes the
 # shape (unsigned dev tokens name a tenant when nothing is verified) and then fails verification.
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-# Memos are keyed by a sha256 (of a token, or of a JWT's header part), never by the text itself,
-# and bounded: a header may be 16 KiB.
+# Memos are keyed by a digest (a sha256 of a token or of a JWT's header part, or a header's hash),
+# never by the text itself, and bounded: a header may be 16 KiB.
 _MEMO_SIZE = 4096
 # What a public key of each type can verify; a JWK's own `alg` narrows it to one. None lets PyJWT
 # pick an EC key's one algorithm from its curve. HMAC is absent: a public key is no shared secret.
@@ -87,10 +88,22 @@ class Auth:
         # PyJWT refuses a token with an `aud` when no audience is expected: check `aud` only if asked.
         self._options: Options = {"require": ["sub"], "verify_aud": self._audience is not None}
         self._tenants: dict[bytes, str] = {}  # unverified JWT -> tenant (no clock involved)
+        # Unverified headers -> tenant, keyed by Python's own keyed hash of the header (SipHash, 64
+        # bits: two headers of a 4,096-entry memo share one about once in 10^12 processes), so that
+        # the usual call skips parsing and sha256. Not with verification: a JWT's `exp` moves on.
+        self._headers: dict[int, str] = {}
         self._keys: dict[bytes, tuple[PyJWK, str] | str] = {}  # JWT header part -> its key, or a refusal
 
     def tenant_of(self, authorization: str | None) -> str:
         """The tenant key for a request, or Unauthorized."""
+        if self._verifies or not authorization:
+            return self._tenant_of(authorization)
+        tenant = self._headers.get(hash(authorization))
+        if tenant is None:
+            tenant = _remember(self._headers, hash(authorization), self._tenant_of(authorization))
+        return tenant
+
+    def _tenant_of(self, authorization: str | None) -> str:
         token = bearer_token(authorization)
         if token is None:
             what = "Missing" if not authorization else "Malformed"
@@ -200,7 +213,7 @@ def tenant_of(authorization: str | None, jwt_secret: str | None = None) -> str:
     return Auth(Settings(jwt_secret=jwt_secret)).tenant_of(authorization)
 
 
-def _remember(memo: dict[bytes, T], digest: bytes, value: T) -> T:
+def _remember(memo: dict[K, T], digest: K, value: T) -> T:
     if len(memo) >= _MEMO_SIZE:
         del memo[next(iter(memo))]  # the oldest: dicts keep insertion order
     memo[digest] = value

@@ -264,9 +264,12 @@ def test_no_token_is_kept_after_use(settings):
     assert not [kept for kept in strings_kept(auth) if secret in kept or token.split(".")[2] in kept]
 
 
-def test_the_memo_of_tenants_is_bounded():
+@pytest.mark.parametrize(
+    "token", [lambda n: jwt({"sub": f"user-{n}"}), lambda n: f"sk_test_{n}"], ids=["jwt", "opaque"]
+)
+def test_the_memo_of_tenants_is_bounded(token):
     auth = Auth(Settings())
     for number in range(6000):
-        auth.tenant_of(bearer(jwt({"sub": f"user-{number}"})))
+        assert auth.tenant_of(bearer(token(number))) == PLAIN.tenant_of(bearer(token(number)))
     largest = max((len(value) for value in vars(auth).values() if isinstance(value, (dict, list, set))), default=0)
     assert largest <= 4096  # the memo drops its oldest entries past 4096 tokens
