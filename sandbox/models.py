@@ -13,6 +13,8 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 
 class Status(StrEnum):
     """A charge's status."""
@@ -289,8 +291,7 @@ class Event:
 
     def dumps(self) -> bytes:
         """One line: how the SQLite and Redis stores keep an event."""
-        head = json.dumps([self.id, self.type, self.created], separators=(",", ":")).encode()
-        return head + b"\n" + self.data
+        return orjson.dumps([self.id, self.type, self.created]) + b"\n" + self.data
 
     @classmethod
     def loads(cls, raw: bytes) -> Event:
