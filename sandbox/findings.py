@@ -112,11 +112,18 @@ class Watcher:
             memory = self.tenants[tenant] = _Memory()
         else:
             self.tenants.move_to_end(tenant)
+        found: tuple[Finding, ...] = ()
         if entry.method == "GET":
-            paths = len(memory.gets)
-            found = _get(memory, entry)
-            if not found and len(memory.gets) == paths:
-                return found  # the usual GET: nothing more is remembered, nothing to count or drop
+            target = f"{entry.path}?{entry.query}" if entry.query else entry.path
+            calls = memory.gets.get(target)
+            if calls is None:  # a path not watched yet
+                memory.gets[target] = deque([(entry.started, entry.id)], maxlen=HAMMER_CALLS + 1)
+                _trim(memory.gets, MAX_PATHS)
+            else:
+                calls.append((entry.started, entry.id))
+                found = _hammering(memory, entry, calls)
+                if not found:
+                    return found  # the usual GET: nothing more is remembered, nothing to count or drop
         elif entry.method == "POST":
             found = _post(memory, entry, headers)
         else:
@@ -146,13 +153,8 @@ def warning(found: tuple[Finding, ...]) -> str:
 
 
 # -- judging one call ---------------------------------------------------------------------------
-def _get(memory: _Memory, entry: Entry) -> tuple[Finding, ...]:
-    target = f"{entry.path}?{entry.query}" if entry.query else entry.path
-    calls = memory.gets.get(target)
-    if calls is None:
-        calls = memory.gets[target] = deque(maxlen=HAMMER_CALLS + 1)
-        _trim(memory.gets, MAX_PATHS)
-    calls.append((entry.started, entry.id))
+def _hammering(memory: _Memory, entry: Entry, calls: deque[tuple[float, str]]) -> tuple[Finding, ...]:
+    """`calls`: the path's latest GETs, `entry` the last of them."""
     if len(calls) <= HAMMER_CALLS or entry.started - calls[0][0] >= HAMMER_SECONDS:
         return ()
     last = memory.reported.get(entry.path)

@@ -448,12 +448,19 @@ class MemoryStore(Store):
 
     # -- the request journal ----------------------------------------------------------------------
     async def record(self, entry: Entry) -> None:
-        if len(self.journal) == self.journal.maxlen:
-            self._uncount(self.journal[0])
-        self.journal.append(entry)
-        if entry.tenant is not None:
-            self.journal_counts[entry.tenant] += 1
-            self.last_seen[entry.tenant] = entry.started
+        journal, tenant = self.journal, entry.tenant
+        if len(journal) == journal.maxlen:
+            oldest = journal[0]
+            if oldest.tenant == tenant:  # one entry of the tenant out, one in: its count stands
+                journal.append(entry)
+                if tenant is not None:
+                    self.last_seen[tenant] = entry.started
+                return
+            self._uncount(oldest)
+        journal.append(entry)
+        if tenant is not None:
+            self.journal_counts[tenant] += 1
+            self.last_seen[tenant] = entry.started
 
     def _uncount(self, entry: Entry) -> None:
         if entry.tenant is not None:

@@ -287,3 +287,12 @@ async def test_the_journal_is_bounded(store: Store) -> None:
     assert kept[0].id == made[-1].id
     assert (await store.journal_stats(A))[0] == size
     assert await store.entries_after(made[0].id) is None
+    theirs = [entry(B) for _ in range(size)]  # B's entries push A's out, one by one
+    for e in theirs[:10]:
+        await store.record(e)
+    assert [(await store.journal_stats(t))[0] for t in (A, B)] == [size - 10, 10]
+    for e in theirs[10:]:
+        await store.record(e)
+    assert (await store.journal_stats(A))[:2] == (0, None)
+    assert await store.entries(A) == []
+    assert len(await store.entries(B)) == size
