@@ -6,6 +6,9 @@ not do on its own.
   and a body that has not arrived in full that long after its head is answered 408 by the app.
   The protocol notes when a head or body began; one sweep a second per process checks the notes
   (a timer per request would cost every request a heap push and a cancellation).
+- An answer goes out in one write when its body follows its head in the same turn of the event
+  loop, as the API's always does: uvicorn writes the head and the body apart, and each write is a
+  send on the socket (the costliest step of a small answer here; bench/RESULTS.md).
 - Connections over `--limit-concurrency` are answered 503 in the error envelope by the app, which
   is handed uvicorn's own set of open connections (uvicorn's built-in limit answers plain text).
 - With `--workers N`, uvicorn's supervisor starts N processes sharing the listening socket; each
@@ -40,14 +43,54 @@ _log = logging.getLogger("sandbox")
 _SETTINGS_ENV = "PAYMENTS_SANDBOX_WORKER_SETTINGS"  # how worker processes get the parent's settings
 
 
+class Coalescing:
+    """The transport as a request's cycle writes to it: a write is held until the next one, which
+    is sent with it, or until the end of the loop turn it was made in, so that the head and body
+    of an answer written one after the other go out in one send. Nothing waits longer than the
+    turn it was written in, and the order of writes is kept."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport, self._loop = transport, loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is None:
+            self._held = data
+            self._loop.call_soon(self.flush)
+        else:
+            self._held = None
+            self._transport.write(held + data)
+
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+
 class DeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, noting when a request head or body began to arrive."""
+    """uvicorn's httptools protocol, noting when a request head or body began to arrive, and
+    writing each answer through `Coalescing`."""
 
     head_since: float | None = None  # when the connection opened, or its next request began
     body_since: float | None = None  # when the head of a request with a body was complete
+    writer: Coalescing
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.writer = Coalescing(transport, self.loop)
         self.head_since = self.loop.time()
         front = _front(self.app)
         if front is not None and front.connections is not self.connections:
@@ -64,6 +107,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self.head_since = None
         super().on_headers_complete()
         if self.cycle is not None:
+            self.cycle.transport = self.writer  # type: ignore[assignment]  # writes and closes, as uvicorn's cycle does
             self.cycle.scope[CONNECTION] = self  # type: ignore[literal-required]  # for faults on purpose
         for name, _ in self.headers:
             if name == b"content-length" or name == b"transfer-encoding":
@@ -83,6 +127,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._gone()
 
     def hang_up(self) -> None:
+        self.writer.flush()
         self.transport.close()  # after the data already queued has been written
         self._gone()
 
