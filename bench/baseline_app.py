@@ -1,10 +1,13 @@
-"""The benchmark's yardstick: a bare Starlette app on the sandbox's own server stack.
+"""The benchmark's yardstick: a bare Starlette app on stock uvicorn.
 
 It answers the two benchmarked operations with fixed JSON bytes shaped like a charge, so that the
 ratio sandbox/baseline measures what the sandbox adds (routing by the contract, auth, validation,
-state, journal) and nothing else: same Starlette, same uvicorn, same options as `sandbox/cli.py`'s
-`serve()` (lifespan off, access log off, no Server header, `auto` loop and http, which are uvloop and
-httptools when installed, as they are with `uvicorn[standard]`).
+state, journal): same Starlette, same uvicorn, same options as `sandbox/cli.py`'s `serve()`
+(lifespan off, access log off, no Server header, `auto` loop and http, which are uvloop and
+httptools when installed, as they are with `uvicorn[standard]`). One difference is the sandbox's
+own: its server (sandbox/server.py) sends each answer in one write where stock uvicorn, and so this
+app, makes two; that is worth about a tenth of a POST's CPU and a twentieth of a GET's
+(bench/RESULTS.md, 2026-12-04), which the ratios count in the sandbox's favour.
 
 The POST handler reads the request body, as any real endpoint must; it does not parse it.
 

@@ -8,7 +8,7 @@ What it does, in order, all on 127.0.0.1:
 1. Cold start: spawns `payments-sandbox serve` five times and times spawn -> first 200 from
    `/__sandbox/health` (median reported); the same for the baseline app, for reference.
 2. Throughput, memory store: starts the sandbox and `bench/baseline_app.py` (a bare Starlette app
-   returning fixed bytes on the same uvicorn stack) and loads POST /v1/payments/charge and
+   returning fixed bytes on stock uvicorn; see its docstring) and loads POST /v1/payments/charge and
    GET /v1/payments/charge/{id} on each from a separate load-generator process: `wrk` when it is on
    PATH, else `bench/loadgen.py`. Each (operation, server) pair gets a discarded warm-up run, then
    `--rounds` measured runs; the median run by req/s is reported, with its p50/p99 latency. (--quick:
