@@ -175,6 +175,30 @@ def _lua_string(text: str) -> str:
     return json.dumps(text)  # a JSON string of ASCII text is a valid Lua string literal
 
 
+def median_run(runs: list[Load]) -> Load:
+    return sorted(runs, key=lambda load: load.rps)[len(runs) // 2]
+
+
+def round_ratios(tops: list[Load], bottoms: list[Load], of: str = "ok_rps") -> list[float]:
+    """`of` (a Load figure) of each round's top run over the same round's bottom run. The servers
+    of a row take turns within a round so that a spell of a busier machine hits both: a ratio is
+    taken within a round, never across (the median top over the median bottom can pair runs minutes
+    apart: one run 2026-12-04 read 0.76x for rounds of 1.06x, 0.64x and 1.15x)."""
+    return [
+        getattr(top, of) / getattr(bottom, of) if getattr(bottom, of) else 0.0
+        for top, bottom in zip(tops, bottoms, strict=True)
+    ]
+
+
+def paired_ratio(tops: list[Load], bottoms: list[Load], of: str = "ok_rps") -> float:
+    """The median of `round_ratios`."""
+    ratios = sorted(round_ratios(tops, bottoms, of))
+    if not ratios:
+        return 0.0
+    middle = len(ratios) // 2
+    return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+
+
 class LoadGenerator:
     def __init__(self, kind: str, scratch: Path) -> None:
         self.kind = kind

@@ -72,12 +72,12 @@ from harness import (
     choose_generator,
     create_charge,
     measure,
+    median_run,
     request,
     running,
 )
 from procs import RedisServer, redis_available, redis_server, tree_cpu_seconds
 from run import machine_info
-from shared_stores import median_run
 
 from sandbox.launcher import HEALTH, HOST, ServerProcess
 from sandbox.settings import BUNDLED_SPEC, Settings

@@ -11,7 +11,9 @@ What it does, in order, all on 127.0.0.1:
    returning fixed bytes on stock uvicorn; see its docstring) and loads POST /v1/payments/charge and
    GET /v1/payments/charge/{id} on each from a separate load-generator process: `wrk` when it is on
    PATH, else `bench/loadgen.py`. Each (operation, server) pair gets a discarded warm-up run, then
-   `--rounds` measured runs; the median run by req/s is reported, with its p50/p99 latency. (--quick:
+   `--rounds` measured runs, the two servers in turn within a round; the ratio is the median of the
+   rounds' own ratios (a round's two runs meet the same spell of the machine; runs of different
+   rounds may not), and each server's median run by req/s is shown, with its p50/p99 latency. (--quick:
    three 2.5 s rounds, not one 4 s run: a neighbour's burst on a shared machine once cut one run's
    ratio from 0.55 to 0.31; the median of three shrugs off one such burst.)
 3. Shared stores (`bench/shared_stores.py`): the sandbox on `--store sqlite:///...` (a new file in
@@ -24,8 +26,8 @@ What it does, in order, all on 127.0.0.1:
 4. Webhooks (`bench/webhook_rows.py`): POST /charge on a sandbox started with `--webhook-url
    http://127.0.0.1:<port>/hook --webhook-secret whsec_bench`, <port> bound and never listened on
    (so every delivery is refused), against a sandbox without it: a warm-up run each, then `--rounds`
-   runs of each in turn, same load generator and duration; the ratio of the median req/s (dead /
-   none) is gated against the webhooks issue's 0.90 (measured 0.94-0.98).
+   runs of each in turn, same load generator and duration; the median of the rounds' req/s ratios
+   (dead / none) is gated against the webhooks issue's 0.90 (measured 0.94-0.98).
 5. Memory: a fresh sandbox. Idle RSS right after it is healthy. Then 10,000 warm-up charges (they
    fill the bounded request journal, whose 10,000 entries are a fixed cost, not a per-charge one),
    then N more charges (100k; 20k with --quick); bytes per charge = RSS growth / N.
@@ -88,8 +90,11 @@ from harness import (
     create_charge,
     loadgen,
     measure,
+    median_run,
+    paired_ratio,
     python_load,
     request,
+    round_ratios,
     running,
 )
 from procs import machine_busy_seconds, tree_cpu_seconds
@@ -173,8 +178,9 @@ def measure_cold_start(mode: Mode, logs: Path) -> dict[str, list[float]]:
 
 def measure_throughput(
     mode: Mode, gen: LoadGenerator, logs: Path, report: Report, baseline: ServerProcess
-) -> dict[str, dict[str, Load]]:
-    results: dict[str, dict[str, Load]] = {}
+) -> dict[str, dict[str, list[Load]]]:
+    """Each operation's runs on each server, in round order."""
+    results: dict[str, dict[str, list[Load]]] = {}
     with running("sandbox", logs) as sandbox:
         ops = {
             "POST /charge": POST,
@@ -192,9 +198,7 @@ def measure_throughput(
                     if load.errors or load.non_2xx:
                         report.warnings.append(f"{op} on {name}: {load.errors} errors, {load.non_2xx} non-2xx")
                     runs[name].append(load)
-            for name in servers:
-                ordered = sorted(runs[name], key=lambda load: load.rps)
-                results.setdefault(op, {})[name] = ordered[len(ordered) // 2]
+            results[op] = runs
             report.raw.setdefault("throughput_runs", {})[op] = {n: [asdict(r) for r in rs] for n, rs in runs.items()}
     return results
 
@@ -334,13 +338,18 @@ def machine_info(gen: LoadGenerator) -> dict[str, Any]:
     }
 
 
-def throughput_rows(op: str, sandbox: Load, baseline: Load, goal: Goal) -> list[Row]:
-    ratio = sandbox.ok_rps / baseline.ok_rps if baseline.ok_rps else 0.0
+def throughput_rows(op: str, sandbox_runs: list[Load], baseline_runs: list[Load], goal: Goal) -> list[Row]:
+    """The ratios are the median of the rounds' own (harness.round_ratios); the req/s shown are each
+    server's median run."""
+    sandbox, baseline = median_run(sandbox_runs), median_run(baseline_runs)
+    ratio = paired_ratio(sandbox_runs, baseline_runs)
     detail = f"sandbox {sandbox.ok_rps:,.0f} req/s, baseline {baseline.ok_rps:,.0f} req/s"
+    if len(sandbox_runs) > 1:
+        detail += "; rounds " + ", ".join(f"{r:.2f}" for r in round_ratios(sandbox_runs, baseline_runs))
     detail += f" (server busy {sandbox.server_busy:.0%} / {baseline.server_busy:.0%} of a core"
     others = max(sandbox.others_busy, baseline.others_busy)
     detail += f"; other processes up to {others:.2f} cores)" if others > 0.1 else ")"
-    per_cpu = sandbox.per_cpu_second / baseline.per_cpu_second if baseline.per_cpu_second else 0.0
+    per_cpu = paired_ratio(sandbox_runs, baseline_runs, "per_cpu_second")
     per_cpu_detail = f"sandbox {sandbox.per_cpu_second:,.0f}, baseline {baseline.per_cpu_second:,.0f}"
     return [
         Row(f"{op} throughput", round(ratio, 3), "x baseline", goal, detail, 3),
@@ -531,7 +540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.notes = workers_note(stores)
     report.raw.update(
         cold_start_seconds=cold,
-        throughput={op: {n: asdict(r) for n, r in by.items()} for op, by in throughput.items()},
+        throughput={op: {n: asdict(median_run(r)) for n, r in by.items()} for op, by in throughput.items()},
         shared_stores=[run.raw() for run in stores.runs],
         shared_stores_broken=stores.broken,
         shared_stores_left_out=stores.left_out,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from floors import Goal, Row
-from harness import POST, Load, LoadGenerator, create_charge, measure, running
+from harness import POST, Load, LoadGenerator, create_charge, measure, median_run, running
 from procs import RedisServer, redis_available, redis_server
 
 from sandbox.launcher import ServerProcess
@@ -73,10 +73,6 @@ def store_url(store: str, scratch: Path, name: str) -> Iterator[tuple[str, Redis
         return
     with redis_server(scratch) as redis:
         yield redis.url, redis
-
-
-def median_run(runs: list[Load]) -> Load:
-    return sorted(runs, key=lambda load: load.rps)[len(runs) // 2]
 
 
 @dataclass

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from floors import Goal, Row
-from harness import POST, Load, LoadGenerator, measure, running
+from harness import POST, Load, LoadGenerator, measure, median_run, paired_ratio, round_ratios, running
 
 from sandbox.launcher import HOST
 
@@ -103,10 +103,6 @@ def count_lines(path: Path, needle: str) -> tuple[int, int]:
     return hits, total
 
 
-def median_run(runs: list[Load]) -> Load:
-    return sorted(runs, key=lambda load: load.rps)[len(runs) // 2]
-
-
 def measure_dead_hook(plan: Plan, gen: LoadGenerator, scratch: Path) -> Measured:
     try:
         return Measured(_measure(plan, gen, scratch), "")
@@ -155,16 +151,15 @@ def rows(measured: Measured) -> list[Row]:
     run = measured.run
     if run is None:
         return [Row(ROW, 0.0, "x none", Goal(">=", TARGET_DEAD_HOOK_RATIO, "x"), f"did not run: {measured.broken}")]
-    dead, none = run.dead, run.none
-    ratio = dead.ok_rps / none.ok_rps if none.ok_rps else 0.0
-    per_cpu = dead.per_cpu_second / none.per_cpu_second if none.per_cpu_second else 0.0
+    dead, none = run.dead, run.none  # each server's median run; the ratios are the rounds' median
+    ratio = paired_ratio(run.runs["dead"], run.runs["none"])
+    per_cpu = paired_ratio(run.runs["dead"], run.runs["none"], "per_cpu_second")
     detail = (
         f"{dead.ok_rps:,.0f} req/s against {none.ok_rps:,.0f}; {per_cpu:.2f}x the req per server CPU-s "
         f"({dead.per_cpu_second:,.0f} / {none.per_cpu_second:,.0f}); p99 {dead.p99_ms:.2f} / {none.p99_ms:.2f} ms; "
         f"server busy {dead.server_busy:.0%} / {none.server_busy:.0%}"
     )
     if len(run.runs["dead"]) > 1:
-        pairs = zip(run.runs["dead"], run.runs["none"], strict=True)
-        detail += "; rounds " + ", ".join(f"{d.rps / n.rps:.2f}" if n.rps else "-" for d, n in pairs)
+        detail += "; rounds " + ", ".join(f"{r:.2f}" for r in round_ratios(run.runs["dead"], run.runs["none"]))
     detail += f"; the dead server logged {run.dropped:,} dropped-delivery warnings ({run.log_lines:,} log lines)"
     return [Row(ROW, round(ratio, 3), "x none", goal, detail, 3)]
