@@ -73,6 +73,15 @@ def new_id(prefix: str) -> str:
     return prefix + _stamp[1] + _random.randbytes(16).translate(_BYTE_TO_LETTER).decode()
 
 
+def json_bytes(value: Any) -> bytes:
+    """JSON as the SQLite and Redis stores keep it: orjson, or the standard library for what orjson
+    refuses (a lone surrogate, an integer over 64 bits)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
 LAST_INSTANT = 253402300799  # 9999-12-31T23:59:59Z: a sandbox clock never passes it
 
 

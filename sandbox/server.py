@@ -76,9 +76,6 @@ class Coalescing:
     def is_closing(self) -> bool:
         return self._transport.is_closing()
 
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._transport.get_extra_info(name, default)
-
 
 class DeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, noting when a request head or body began to arrive, and

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from sandbox.models import Charge, Entry, Refund, Reply, Saved
+from sandbox.models import Charge, Entry, Refund, Reply, Saved, json_bytes
 
 
 @dataclass(frozen=True)
@@ -659,11 +659,7 @@ SCRIPTS = tuple(value for value in list(globals().values()) if isinstance(value,
 
 
 # -- values ---------------------------------------------------------------------------------------
-def dumps(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except TypeError:  # a lone surrogate (from a \\ud800 escape in a client's JSON): plain json keeps it
-        return json.dumps(value, separators=(",", ":")).encode()
+dumps = json_bytes  # a lone surrogate (from a \\ud800 escape in a client's JSON) takes plain json
 
 
 def loads(raw: bytes) -> Any:

@@ -31,10 +31,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import orjson
-
 from sandbox.errors import ConfigError
-from sandbox.models import Charge, Entry, Event, Refund, Reply, Saved, Summary
+from sandbox.models import Charge, Entry, Event, Refund, Reply, Saved, Summary, json_bytes
 from sandbox.settings import Settings
 from sandbox.stores.base import ATTEMPTS_KEPT, EVENTS_KEPT, MAX_UPLOADED_RULES, Store, StoreUnavailable
 from sandbox.stores.sqlite_rows import (
@@ -200,11 +198,18 @@ class SQLiteStore(Store):
         """Mark a read tenant as the most recently used. A process reading the same tenant over and
         over (a benchmark, a polling client) writes this at most twice a second."""
         now = time.time()
-        if self._touched[0] == key and now - self._touched[1] < 0.5:
+        if not self._due_touch(key, now):
             return
-        self._touched = (key, now)
         with contextlib.suppress(sqlite3.OperationalError):  # busy: recency is a hint; the read succeeded
             self.db.execute("UPDATE tenants SET used = ? WHERE key = ?", (now, key))
+
+    def _due_touch(self, key: str, now: float) -> bool:
+        """Whether `key`'s `used` should be written now (then noted as written): at most twice a
+        second for the tenant this process used last, since `used` is indexed."""
+        if self._touched[0] == key and now - self._touched[1] < 0.5:
+            return False
+        self._touched = (key, now)
+        return True
 
     def _ensure(self, db: sqlite3.Connection, key: str) -> Meta:
         """The tenant, created if need be (dropping the least recently used over the cap); in a transaction."""
@@ -431,10 +436,8 @@ class SQLiteStore(Store):
         second, status = int(charge.created), charge.status
         # `used` (indexed, for dropping the least recently used) is set as `_touch` sets it: at most
         # twice a second for a tenant charging over and over.
-        now, touched = time.time(), self._touched
-        used = "" if touched[0] == key and now - touched[1] < 0.5 else "used = ?1, "
-        if used:
-            self._touched = (key, now)
+        now = time.time()
+        used = "used = ?1, " if self._due_touch(key, now) else ""
         placed = db.execute(
             f"UPDATE tenants SET {used}charges = charges + 1, {status} = {status} + 1, "
             "last_second = MAX(last_second, ?2), dirty = dirty OR (?2 < last_second), "
@@ -444,12 +447,13 @@ class SQLiteStore(Store):
         ).fetchone()  # the status is one of three names
         if placed is None:
             return False
+        metadata = json_bytes(charge.metadata).decode()
         cursor = db.execute(
             "INSERT INTO charges (tenant, id, amount, currency, description, metadata, status, created, second, "
             "amount_refunded, failure_code, scenario, settle_at, settled_at, settle_to, settle_code, rank, srank) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                key, charge.id, charge.amount, charge.currency, charge.description, _dumps(charge.metadata),
+                key, charge.id, charge.amount, charge.currency, charge.description, metadata,
                 status, charge.created, second, charge.amount_refunded, charge.failure_code, charge.scenario,
                 charge.settle_at, charge.settled_at, charge.settle_to, charge.settle_code, placed[0], placed[1],
             ),
@@ -495,10 +499,11 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _add_refund(db: sqlite3.Connection, key: str, r: Refund) -> None:
+        metadata = json_bytes(r.metadata).decode()
         db.execute(
             "INSERT INTO refunds (tenant, id, charge_id, amount, reason, metadata, created, status, scenario) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, r.id, r.charge_id, r.amount, r.reason, _dumps(r.metadata), r.created, r.status, r.scenario),
+            (key, r.id, r.charge_id, r.amount, r.reason, metadata, r.created, r.status, r.scenario),
         )
         db.execute("UPDATE tenants SET refunds = refunds + 1 WHERE key = ?", (key,))
 
@@ -729,14 +734,6 @@ class SQLiteStore(Store):
                 db.execute("DELETE FROM journal WHERE tenant = ?", (tenant,))
 
         return await self._submit(work)
-
-
-def _dumps(value: Any) -> str:
-    """JSON text of a charge's or refund's metadata: orjson, or the standard library for what it refuses."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value)
 
 
 class _Refused(Exception):
