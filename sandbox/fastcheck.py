@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from functools import reduce
 from numbers import Number
 from typing import Any
 
@@ -29,164 +28,165 @@ _DECLINED = frozenset(
     {"$ref", "$schema", "allOf", "anyOf", "oneOf", "not", "multipleOf", "uniqueItems", "discriminator"}
     | {"patternProperties", "readOnly", "writeOnly"}
 )
-_TYPES: dict[str, Check] = {
-    "string": lambda x: isinstance(x, str),
-    "integer": lambda x: isinstance(x, int) and not isinstance(x, bool),
-    "number": lambda x: isinstance(x, int | float | Number) and not isinstance(x, bool),
-    "boolean": lambda x: isinstance(x, bool),
-    "array": lambda x: isinstance(x, list),
-    "object": lambda x: isinstance(x, dict),
+# Each type as a test of `x` (`Number`: the ABC jsonschema's checker also admits).
+_TYPES = {
+    "string": "isinstance(x, str)",
+    "integer": "(isinstance(x, int) and not isinstance(x, bool))",
+    "number": "(isinstance(x, (int, float, Number)) and not isinstance(x, bool))",
+    "boolean": "isinstance(x, bool)",
+    "array": "isinstance(x, list)",
+    "object": "isinstance(x, dict)",
 }
 
 
 def fast_check(schema: Any) -> Check | None:
-    """A predicate that is True exactly when `OAS30Validator(schema)` finds no error, built from
-    plain Python; None when the schema uses a keyword it does not model (see `_DECLINED`).
+    """A predicate that is True exactly when `OAS30Validator(schema)` finds no error, compiled to
+    plain Python (a function per schema, its keywords as statements: one call per value checked);
+    None when the schema uses a keyword it does not model (see `_DECLINED`).
 
     It assumes no format checker (as `_compile` builds the validators): `format` only matters to
     `type: string, format: binary`, which also admits bytes. Unknown keywords are ignored, as
     jsonschema ignores them."""
+    program = _Program()
     try:
-        return _check(schema)
-    except (_Declined, re.error):
+        name = program.function(schema)
+    except (_Declined, re.error, TypeError):  # TypeError: an unhashable `required` or `enum` item
         return None
+    return program.build(name)
 
 
-def _check(schema: Any) -> Check:
-    if not isinstance(schema, dict) or not _DECLINED.isdisjoint(schema):
-        raise _Declined
-    parts = (_type_check, _enum_check, _number_check, _string_check, _array_check, _object_check)
-    checks = [check for check in (part(schema) for part in parts) if check is not None]
-    return reduce(_both, checks) if checks else _anything
+class _Program:
+    """The functions of one schema, as source text, and the values their text names."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {"Number": Number}
+        self.sources: list[str] = []
+        self.tables: list[str] = []
+
+    def value(self, value: Any) -> str:
+        name = f"v{len(self.values)}"
+        self.values[name] = value
+        return name
+
+    def table(self, functions: dict[str, str]) -> str:
+        """The name of a dict from each key to the function named for it, made once all are defined."""
+        name = f"t{len(self.tables)}"
+        entries = ", ".join(f"{key!r}: {function}" for key, function in functions.items())
+        self.tables.append(f"{name} = {{{entries}}}")
+        return name
+
+    def function(self, schema: Any) -> str:
+        """The name of a function checking `schema`; each keyword's lines return False on a failure."""
+        if not isinstance(schema, dict) or not _DECLINED.isdisjoint(schema):
+            raise _Declined
+        lines: list[str] = []
+        for part in (_type_lines, _enum_lines, _number_lines, _string_lines, _array_lines, _object_lines):
+            lines += part(schema, self)
+        name = f"f{len(self.sources)}"
+        self.sources.append("\n    ".join([f"def {name}(x):", *lines, "return True"]))
+        return name
+
+    def build(self, name: str) -> Check:
+        scope = dict(self.values)
+        # The text names values (held in `scope`) and quotes property names with repr(): nothing of
+        # the schema is run as code.
+        exec("\n\n".join([*self.sources, *self.tables]), scope)
+        check: Check = scope[name]
+        return check
 
 
-def _both(first: Check, second: Check) -> Check:
-    return lambda x: first(x) and second(x)  # cheaper than all() over a generator
-
-
-def _anything(instance: Any) -> bool:
-    return True
-
-
-def _type_check(schema: dict[str, Any]) -> Check | None:
+def _type_lines(schema: dict[str, Any], program: _Program) -> list[str]:
     if "type" not in schema:
-        return None
+        return []
     name = schema["type"]
     if not isinstance(name, str) or name not in _TYPES:
         raise _Declined  # jsonschema raises UnknownType
-    is_type = _TYPES[name]
-    nullable = schema.get("nullable") is True
-    binary = name == "string" and schema.get("format") == "binary"
-    if not (nullable or binary):
-        return is_type
-    return lambda x: is_type(x) or (nullable and x is None) or (binary and isinstance(x, bytes))
+    test = _TYPES[name]
+    if schema.get("nullable") is True:
+        test += " or x is None"
+    if name == "string" and schema.get("format") == "binary":
+        test += " or isinstance(x, bytes)"
+    return [f"if not ({test}): return False"]
 
 
-def _enum_check(schema: dict[str, Any]) -> Check | None:
+def _enum_lines(schema: dict[str, Any], program: _Program) -> list[str]:
     if "enum" not in schema:
-        return None
+        return []
     enum = schema["enum"]
     # jsonschema compares with its `equal` (1 == 1.0, True != 1, deep for lists); only strings
     # and null, which compare plainly, are modelled.
     if not isinstance(enum, list) or not all(item is None or isinstance(item, str) for item in enum):
         raise _Declined
-    strings = frozenset(item for item in enum if item is not None)
-    null = None in enum
-    return lambda x: (isinstance(x, str) and x in strings) or (null and x is None)
+    strings = program.value(frozenset(item for item in enum if item is not None))
+    null = " or x is None" if None in enum else ""
+    return [f"if not ((isinstance(x, str) and x in {strings}){null}): return False"]
 
 
-def _limit(schema: dict[str, Any], keyword: str) -> Any:
+def _limit(schema: dict[str, Any], keyword: str, program: _Program) -> str | None:
+    """The name the function's text gives the keyword's value, or None when the keyword is absent."""
     value = schema.get(keyword)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Declined  # jsonschema would compare with it and raise TypeError
-    return value
+    return program.value(value)
 
 
-def _number_check(schema: dict[str, Any]) -> Check | None:
-    minimum, maximum = _limit(schema, "minimum"), _limit(schema, "maximum")
-    if minimum is None and maximum is None:
-        return None
-    low_open, high_open = bool(schema.get("exclusiveMinimum", False)), bool(schema.get("exclusiveMaximum", False))
-
-    # Written as jsonschema writes the failure (`instance < minimum`), negated, so NaN agrees.
-    def check(x: Any) -> bool:
-        if isinstance(x, bool) or not isinstance(x, int | float | Number):  # int | float: skip the ABC
-            return True
-        if minimum is not None and (x <= minimum if low_open else x < minimum):
-            return False
-        return maximum is None or not (x >= maximum if high_open else x > maximum)
-
-    return check
+def _sizes(schema: dict[str, Any], program: _Program, fewest: str, most: str, indent: str) -> list[str]:
+    """Lines refusing a len(x) under `fewest` or over `most` (minLength/maxLength and the like)."""
+    low, high = _limit(schema, fewest, program), _limit(schema, most, program)
+    lines = [f"{indent}if len(x) < {low}: return False"] if low else []
+    return lines + ([f"{indent}if len(x) > {high}: return False"] if high else [])
 
 
-def _string_check(schema: dict[str, Any]) -> Check | None:
-    shortest, longest = _limit(schema, "minLength"), _limit(schema, "maxLength")
+def _number_lines(schema: dict[str, Any], program: _Program) -> list[str]:
+    low, high = _limit(schema, "minimum", program), _limit(schema, "maximum", program)
+    if low is None and high is None:
+        return []
+    # Written as jsonschema writes the failure (`instance < minimum`), so NaN agrees.
+    below = "<=" if schema.get("exclusiveMinimum", False) else "<"
+    above = ">=" if schema.get("exclusiveMaximum", False) else ">"
+    lines = ["if isinstance(x, (int, float, Number)) and not isinstance(x, bool):"]
+    lines += [f"    if x {below} {low}: return False"] if low else []
+    return lines + ([f"    if x {above} {high}: return False"] if high else [])
+
+
+def _string_lines(schema: dict[str, Any], program: _Program) -> list[str]:
     pattern = schema.get("pattern")
-    if shortest is None and longest is None and pattern is None:
-        return None
     if pattern is not None and not isinstance(pattern, str):
         raise _Declined
-    search = re.compile(pattern).search if pattern is not None else None  # jsonschema uses re.search
-
-    def check(x: Any) -> bool:
-        if not isinstance(x, str):
-            return True
-        if (shortest is not None and len(x) < shortest) or (longest is not None and len(x) > longest):
-            return False
-        return search is None or search(x) is not None
-
-    return check
+    lines = _sizes(schema, program, "minLength", "maxLength", "    ")
+    if pattern is not None:  # jsonschema uses re.search
+        lines.append(f"    if {program.value(re.compile(pattern).search)}(x) is None: return False")
+    return ["if isinstance(x, str):", *lines] if lines else []
 
 
-def _array_check(schema: dict[str, Any]) -> Check | None:
-    fewest, most = _limit(schema, "minItems"), _limit(schema, "maxItems")
-    item = _check(schema["items"]) if "items" in schema else None
-    if fewest is None and most is None and item is None:
-        return None
-
-    def check(x: Any) -> bool:
-        if not isinstance(x, list):
-            return True
-        if (fewest is not None and len(x) < fewest) or (most is not None and len(x) > most):
-            return False
-        return item is None or all(item(value) for value in x)
-
-    return check
+def _array_lines(schema: dict[str, Any], program: _Program) -> list[str]:
+    lines = _sizes(schema, program, "minItems", "maxItems", "    ")
+    if "items" in schema:
+        lines += ["    for item in x:", f"        if not {program.function(schema['items'])}(item): return False"]
+    return ["if isinstance(x, list):", *lines] if lines else []
 
 
-def _object_check(schema: dict[str, Any]) -> Check | None:
-    fewest, most = _limit(schema, "minProperties"), _limit(schema, "maxProperties")
-    raw_properties = schema.get("properties", {})
+def _object_lines(schema: dict[str, Any], program: _Program) -> list[str]:
+    properties = schema.get("properties", {})
     required = schema.get("required", [])
     extra = schema.get("additionalProperties", True)
-    if not isinstance(raw_properties, dict) or not isinstance(required, list):
+    if not isinstance(properties, dict) or not isinstance(required, list):
         raise _Declined
-    if (
-        not (raw_properties or required or extra is False or isinstance(extra, dict))
-        and fewest is None
-        and most is None
-    ):
-        return None
-    properties = {name: _check(sub) for name, sub in raw_properties.items()}
+    lines = _sizes(schema, program, "minProperties", "maxProperties", "    ")
+    if required:
+        lines.append(f"    if not x.keys() >= {program.value(frozenset(required))}: return False")
     # additionalProperties: a schema checks the other members, `false` forbids them, anything
     # else (true, or a stray value jsonschema ignores) allows them.
-    other = _check(extra) if isinstance(extra, dict) else None
-    closed = extra is False
-
-    def check(x: Any) -> bool:
-        if not isinstance(x, dict):
-            return True
-        if (fewest is not None and len(x) < fewest) or (most is not None and len(x) > most):
-            return False
-        if any(name not in x for name in required):
-            return False
-        for name, value in x.items():
-            known = properties.get(name)
-            if known is not None:
-                if not known(value):
-                    return False
-            elif closed or (other is not None and not other(value)):
-                return False
-        return True
-
-    return check
+    other = program.function(extra) if isinstance(extra, dict) else None
+    if properties or other is not None or extra is False:
+        known = program.table({name: program.function(sub) for name, sub in properties.items()})
+        lines += ["    for name, value in x.items():", f"        check = {known}.get(name)"]
+        if other is not None:
+            lines.append(f"        if not (check or {other})(value): return False")
+        elif extra is False:
+            lines.append("        if check is None or not check(value): return False")
+        else:
+            lines.append("        if check is not None and not check(value): return False")
+    return ["if isinstance(x, dict):", *lines] if lines else []
