@@ -2,13 +2,15 @@
 not do on its own.
 
 - A connection that has not sent a whole request head within `--header-timeout` seconds is closed
-  (uvicorn closes idle keep-alive connections, but waits forever for a head sent a byte at a time),
-  and a body that has not arrived in full that long after its head is answered 408 by the app.
-  The protocol notes when a head or body began; one sweep a second per process checks the notes
-  (a timer per request would cost every request a heap push and a cancellation).
+  (uvicorn waits forever for a head sent a byte at a time), and a body that has not arrived in full
+  that long after its head is answered 408 by the app. A keep-alive connection idle for uvicorn's
+  keep-alive timeout (5 s) after an answer is closed too, within a second after that. The protocol
+  notes when a head, a body or an idle spell began; one sweep a second per process checks the notes.
+  uvicorn arms and cancels a timer for every answer instead (~2 us each with uvloop).
 - An answer goes out in one write when its body follows its head in the same turn of the event
   loop, as the API's always does: uvicorn writes the head and the body apart, and each write is a
-  send on the socket (the costliest step of a small answer here; bench/RESULTS.md).
+  send on the socket (the costliest step of a small answer here; bench/RESULTS.md). A write held
+  back is sent at the end of the loop turn, by one callback for all the connections of that turn.
 - Connections over `--limit-concurrency` are answered 503 in the error envelope by the app, which
   is handed uvicorn's own set of open connections (uvicorn's built-in limit answers plain text).
 - With `--workers N`, uvicorn's supervisor starts N processes sharing the listening socket; each
@@ -19,6 +21,7 @@ not do on its own.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -26,6 +29,7 @@ import resource
 import signal
 import socket
 import struct
+import weakref
 from collections.abc import Collection
 from dataclasses import fields
 from pathlib import Path
@@ -49,17 +53,17 @@ class Coalescing:
     of an answer written one after the other go out in one send. Nothing waits longer than the
     turn it was written in, and the order of writes is kept."""
 
-    __slots__ = ("_held", "_loop", "_transport")
+    __slots__ = ("_held", "_transport", "_turn")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport, self._loop = transport, loop
+    def __init__(self, transport: asyncio.Transport, turn: Turn) -> None:
+        self._transport, self._turn = transport, turn
         self._held: bytes | None = None
 
     def write(self, data: bytes) -> None:
         held = self._held
         if held is None:
             self._held = data
-            self._loop.call_soon(self.flush)
+            self._turn.hold(self)
         else:
             self._held = None
             self._transport.write(held + data)
@@ -77,17 +81,49 @@ class Coalescing:
         return self._transport.is_closing()
 
 
+class Turn:
+    """The writers that held a write in this turn of an event loop: one callback, at the end of
+    the turn, sends what each still holds (a callback per answer cost each answer ~0.5 us)."""
+
+    __slots__ = ("_loop", "_writers")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._writers: list[Coalescing] = []
+
+    def hold(self, writer: Coalescing) -> None:
+        if not self._writers:
+            self._loop.call_soon(self.flush)
+        self._writers.append(writer)
+
+    def flush(self) -> None:
+        writers, self._writers = self._writers, []
+        for writer in writers:
+            writer.flush()  # nothing to send when its next write took the held one along
+
+
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Turn] = weakref.WeakKeyDictionary()
+
+
+def _turn(loop: asyncio.AbstractEventLoop) -> Turn:
+    turn = _turns.get(loop)
+    if turn is None:
+        turn = _turns[loop] = Turn(loop)
+    return turn
+
+
 class DeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, noting when a request head or body began to arrive, and
     writing each answer through `Coalescing`."""
 
     head_since: float | None = None  # when the connection opened, or its next request began
     body_since: float | None = None  # when the head of a request with a body was complete
+    idle_since: float | None = None  # when its last answer went out, until the next request begins
     writer: Coalescing
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.writer = Coalescing(transport, self.loop)
+        self.writer = Coalescing(transport, _turn(self.loop))
         self.head_since = self.loop.time()
         front = _front(self.app)
         if front is not None and front.connections is not self.connections:
@@ -97,6 +133,7 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.idle_since = None
         if self.head_since is None:
             self.head_since = self.loop.time()  # the next request on a keep-alive connection
 
@@ -114,6 +151,16 @@ class DeadlineProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self.body_since = None
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        if self.pipeline:  # uvicorn starts the request that arrived meanwhile (and arms no timer)
+            super().on_response_complete()
+            return
+        # uvicorn's steps for an answer with nothing after it, a note for the sweep instead of its timer
+        self.server_state.total_requests += 1
+        if not self.transport.is_closing():
+            self.flow.resume_reading()
+            self.idle_since = self.loop.time()
 
     # -- faults.Connection: what a scenario's network fault does to this connection -------------
     def reset(self) -> None:
@@ -138,11 +185,16 @@ class DeadlineProtocol(HttpToolsProtocol):
             self.cycle.disconnected = True
 
     def check_deadlines(self, now: float, timeout: float) -> None:
-        """Close the connection if its head is late; tell the app if its body has stalled."""
+        """Close the connection if its head is late or it has been idle too long; tell the app if
+        its body has stalled."""
         if self.head_since is not None and now - self.head_since > timeout:
             self.head_since = None
             if not self.transport.is_closing():
                 _log.debug("closing a connection that sent no whole request head in %g s", timeout)
+                self.transport.close()
+        if self.idle_since is not None and now - self.idle_since > self.timeout_keep_alive:
+            self.idle_since = None
+            if not self.transport.is_closing():
                 self.transport.close()
         if self.body_since is not None and now - self.body_since > timeout:
             self.body_since = None
@@ -180,9 +232,19 @@ def _allow_open_files(connections: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+def _collect_less_often() -> None:
+    """A serving process's garbage collector looks at young objects every 10,000 allocations
+    instead of 700: each answered POST leaves a few records alive (a charge, its event, a journal
+    entry), and every pass over the young ones walks all of them; 700 cost a POST ~2.4 us, 10,000
+    ~0.9 (bench/RESULTS.md). The records hold no reference cycles, so nothing waits longer to be freed."""
+    gc.set_threshold(10_000, 50, 50)
+
+
 def worker_app() -> Front:
     """The app of one worker process (`--workers N`), from the settings its parent handed down."""
     from sandbox.app import create_app
+
+    _collect_less_often()
 
     raw = json.loads(os.environ[_SETTINGS_ENV])
     paths = {"spec": Path(raw["spec"]), "scenarios": tuple(Path(p) for p in raw["scenarios"])}
@@ -209,6 +271,7 @@ def run(app: Front, settings: Settings, access_log: bool) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
     if settings.workers == 1:
+        _collect_less_often()
         server = uvicorn.Server(uvicorn.Config(app, **options))
         server.run()
         return 0 if server.started else 1

@@ -76,6 +76,18 @@ def test_a_keep_alive_connection_can_wait_between_requests_within_the_limits(san
         assert client.get("/v1/payments/charges").status_code == 200
 
 
+def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(sandbox: SandboxProcess) -> None:
+    """uvicorn's keep-alive timeout (5 s), kept by the sandbox's once-a-second sweep."""
+    with socket.create_connection((HOST, sandbox.port), timeout=30) as sock:
+        sock.sendall(b"GET /__sandbox/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        status, _, _ = read_response(sock)
+        answered = time.monotonic()
+        assert status == 200
+        assert sock.recv(1) == b""  # the server closed it
+        idle = time.monotonic() - answered
+    assert 4.5 <= idle <= 12, idle
+
+
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     data = b""
     while b"\r\n\r\n" not in data:
