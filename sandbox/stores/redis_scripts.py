@@ -197,12 +197,17 @@ return 1
 """,
 )
 
-# KEYS meta all by_status settle later charge keys korder;
-# ARGV row second status charge_json settle_at settlement key_mode key reply charge_id.
+# KEYS meta all by_status settle later charge keys korder events;
+# ARGV row second status charge_json settle_at settlement key_mode key reply charge_id kept event...
+# The charge's events (each `Event.dumps()`) go on the tenant's list as ADD_EVENTS adds them.
 ADD_CHARGE = Script(
     "add_charge",
     _FINISH
     + """
+if #ARGV > 11 then
+  redis.call('RPUSH', KEYS[9], unpack(ARGV, 12, #ARGV))
+  redis.call('LTRIM', KEYS[9], '-' .. ARGV[11], -1)
+end
 redis.call('HSETNX', KEYS[1], 't', '1')
 redis.call('SET', KEYS[6], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
@@ -460,15 +465,14 @@ return 1
 RECORD = Script(
     "record",
     """
-redis.call('LPUSH', KEYS[1], ARGV[1])
+local held = redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-if ARGV[7] == '1' then
-  redis.call('LPUSH', KEYS[5], ARGV[1])
-  redis.call('SADD', KEYS[4], ARGV[4])
+if ARGV[7] == '1' and redis.call('LPUSH', KEYS[5], ARGV[1]) == 1 then
+  redis.call('SADD', KEYS[4], ARGV[4])  -- its first entry kept: the tenant joins the set
 end
 local size = tonumber(ARGV[5])
-while redis.call('LLEN', KEYS[1]) > size do
+for _ = size + 1, held do
   local old = redis.call('RPOP', KEYS[1])
   local owner = redis.call('HGET', KEYS[3], old)
   redis.call('HDEL', KEYS[2], old)
