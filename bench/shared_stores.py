@@ -5,8 +5,8 @@ redis-server without persistence), so no row inherits another's charges. With on
 POST /charge (a discarded warm-up run, then `rounds` measured runs, the median by req/s kept) and
 GET /charge/{id} (the same, without its own warm-up: the POSTs just warmed that process, its
 connections and the store), each run right after a run of the same request against the bare
-Starlette baseline, whose median is the yardstick: a ratio to a baseline measured minutes earlier
-would move with whatever else the machine did meanwhile. With two workers: POST only, compared
+Starlette baseline: the ratio is the median of each round's own (a ratio to a baseline measured
+minutes earlier would move with whatever else the machine did meanwhile). With two workers: POST only, compared
 with one worker of the same store.
 
 On the project's 2-core machine the workers share the cores with the load generator (0.05-0.2 of
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from floors import Goal, Row
-from harness import POST, Load, LoadGenerator, create_charge, measure, median_run, running
+from harness import POST, Load, LoadGenerator, create_charge, measure, median_run, paired_ratio, round_ratios, running
 from procs import RedisServer, redis_available, redis_server
 
 from sandbox.launcher import ServerProcess
@@ -177,10 +177,14 @@ def rows(measured: Measured) -> list[Row]:
         for op, load, goal in (("POST /charge", one.post, post_goal), ("GET /charge/{id}", one.get, None)):
             if load is None:
                 continue
-            base = one.baseline[op]
-            ratio = load.ok_rps / base.ok_rps if base.ok_rps else 0.0
-            detail = f"{load.ok_rps:,.0f} req/s, baseline {base.ok_rps:,.0f}; "
-            detail += f"{load.per_cpu_second:,.0f} req per server CPU-s; {_cores(load)}"
+            base, label_op = one.baseline[op], op.split()[0]
+            # Each round's store run over the baseline run just before it; the median of those.
+            runs, base_runs = one.runs[label_op], one.baseline_runs[label_op]
+            ratio = paired_ratio(runs, base_runs)
+            detail = f"{load.ok_rps:,.0f} req/s, baseline {base.ok_rps:,.0f}"
+            if len(runs) > 1:
+                detail += " (medians); rounds " + ", ".join(f"{r:.2f}" for r in round_ratios(runs, base_runs))
+            detail += f"; {load.per_cpu_second:,.0f} req per server CPU-s; {_cores(load)}"
             out.append(Row(f"{label} {op} throughput", round(ratio, 3), "x baseline", goal, detail, 3))
             out.append(_latency(f"{label} {op} latency p99", load))
         if two is not None:
