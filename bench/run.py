@@ -13,9 +13,12 @@ What it does, in order, all on 127.0.0.1:
    PATH, else `bench/loadgen.py`. Each (operation, server) pair gets a discarded warm-up run, then
    `--rounds` measured runs, the two servers in turn within a round; the ratio is the median of the
    rounds' own ratios (a round's two runs meet the same spell of the machine; runs of different
-   rounds may not), and each server's median run by req/s is shown, with its p50/p99 latency. (--quick:
-   three 2.5 s rounds, not one 4 s run: a neighbour's burst on a shared machine once cut one run's
-   ratio from 0.55 to 0.31; the median of three shrugs off one such burst.)
+   rounds may not), and each server's median run by req/s is shown, with its p50/p99 latency. Five
+   rounds by default: on the project's VM one round's ratio ranges over +-15% (POST rounds of 0.50,
+   0.63, 0.59 in one run and 0.71, 0.63, 0.73 in the next, same code), and the median of five moves
+   less than the median of three. (--quick: three 2.5 s rounds, not one 4 s run: a neighbour's burst
+   on a shared machine once cut one run's ratio from 0.55 to 0.31; the median of three shrugs off one
+   such burst.)
 3. Shared stores (`bench/shared_stores.py`): the sandbox on `--store sqlite:///...` (a new file in
    the run's temp folder) and on `--store redis://...` (a redis-server the run starts on a free port
    with `--save "" --appendonly no` and stops), each with one worker (POST and GET, each run right
@@ -439,7 +442,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=int,
-        help="measured runs per server and operation (default 3; --quick: 1 for the shared stores)",
+        help="measured runs per server and operation (default 5; --quick: 3, and 1 for the shared stores)",
     )
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto", help="default: wrk if found")
     parser.add_argument(
@@ -465,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         quick=quick,
         duration=args.duration or (2.5 if quick else 10.0),
         warmup=1.0 if quick else 2.0,
-        rounds=args.rounds or 3,
+        rounds=args.rounds or (3 if quick else 5),
         connections=args.connections,
         spawns=5,
         stored=20_000 if quick else 100_000,
@@ -475,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stores=args.stores,
         # CI's budget: the quick store runs are 2 s (the memory store's 4 s), each next to a baseline run.
         store_duration=args.duration or (2.0 if quick else 10.0),
-        store_rounds=args.rounds or (1 if quick else 3),
+        store_rounds=args.rounds or (1 if quick else 5),
         big_store=args.big_store or (100_000 if quick else 1_000_000),
         p99_duration=2.0 if quick else 5.0,
     )
