@@ -9,13 +9,10 @@ module threw at it.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from redis_server import start_redis
 from sandbox_server import SandboxProcess, start_sandbox
 
 from sandbox.launcher import free_port, stop_process
@@ -66,26 +63,9 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `redis-server` (Debian's package) on a free port of 127.0.0.1 for this test session
     (each xdist worker has its own), without persistence; `redis://127.0.0.1:PORT`."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
     port = free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen([*argv, "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc = start_redis(port, tmp_path_factory.mktemp("redis"))
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, "redis-server exited at start"
-            assert time.monotonic() < deadline, "redis-server did not answer PING in 10 s"
-            time.sleep(0.05)
         yield f"redis://127.0.0.1:{port}"
     finally:
         stop_process(proc, timeout=10)

@@ -5,7 +5,9 @@ which tenant it touched last, so that a hot tenant's reads skip the LRU write fo
 durability is Redis's own (run it with `appendonly yes`). Each money rule is one Lua script (redis_scripts.py),
 atomic inside Redis; a refund reads the charge, lets the caller's pure `decide` judge it here, then
 stores the outcome with a compare-and-set script that refuses if the charge changed meanwhile (and
-`decide` runs again), which is WATCH/MULTI without holding a connection across `decide`.
+`decide` runs again), which is WATCH/MULTI without holding a connection across `decide`. A process
+talks to Redis over one pipelined connection (redis_link.py): the calls of a loop turn go out in one
+write, and their replies come back in order.
 
 Keys, all under `ps:`; the part in braces is the hash tag, so a cluster keeps each tenant in one slot
 (a tenant whose name has a `}`, starts with `~` or is `global` is tagged `~<digest>` instead):
@@ -58,34 +60,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from hashlib import sha256
 from typing import Any, TypeVar
 
-import hiredis
-from redis import exceptions as rx
-from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from sandbox.models import STATUSES, Charge, Entry, Event, Refund, Reply, Saved, Summary
 from sandbox.settings import Settings
 from sandbox.stores import redis_scripts as lua
 from sandbox.stores.base import ATTEMPTS_KEPT, EVENTS_KEPT, MAX_UPLOADED_RULES, Store, StoreUnavailable
+from sandbox.stores.redis_link import Link, LinkDown, ReplyError
 
 T = TypeVar("T")
 _log = logging.getLogger("sandbox")
-_CONNECTIONS = 64  # per process; calls beyond wait for a free one (up to _TIMEOUT) rather than open more
-_TIMEOUT = 5.0  # seconds for a reply, or for a free connection: a stuck Redis answers 503, never hangs
+_TIMEOUT = 5.0  # seconds for a reply: a stuck Redis answers 503, never hangs
 _CONNECT_TIMEOUT = 2.0
 _READ_RETRY_DELAY = 0.05  # reads are tried twice; writes once: a write whose reply was lost may have been applied
 _REFUND_ATTEMPTS = 1000  # compare-and-set rounds; each lost round means another refund went through
 _TOUCH_EVERY = 1.0  # seconds: this process re-sends a read's LRU touch of its last tenant at most this often
-_UNAVAILABLE = (rx.ConnectionError, rx.TimeoutError, rx.ReadOnlyError, rx.OutOfMemoryError, rx.ClusterDownError)
+# Error replies of a Redis that cannot serve now (a replica, out of memory, loading its data, a script
+# running too long, failing to save, a cluster without a quorum): StoreUnavailable, a 503.
+_UNAVAILABLE = frozenset(
+    ["READONLY", "OOM", "LOADING", "BUSY", "MISCONF", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN", "NOREPLICAS"]
+)
 _G = b"ps:{global}:"
 LRU, RULED, STATS = _G + b"tenants", _G + b"ruled", _G + b"stats"
 JOURNAL, JBODY, JOF, JTENANTS, JT = _G + b"journal", _G + b"jbody", _G + b"jof", _G + b"jtenants", _G + b"jt:"
@@ -126,70 +124,6 @@ def _float(raw: bytes | None) -> float | None:
     return float(raw) if raw is not None else None
 
 
-def _pack(command: tuple[Any, ...]) -> bytes:
-    """A command in RESP, Redis's wire format: an array of bulk strings (numbers as redis-py writes
-    them). hiredis packs it in C, a third of the time; a text it cannot encode (a lone surrogate,
-    which names keep as `_b` writes them) is packed here."""
-    try:
-        packed: bytes = hiredis.pack_command(command)
-        return packed
-    except UnicodeEncodeError:
-        pass
-    args = [arg if arg.__class__ is bytes else _arg(arg) for arg in command]
-    return b"*%d\r\n" % len(args) + b"".join([b"$%d\r\n%b\r\n" % (len(arg), arg) for arg in args])
-
-
-def _arg(value: str | int | float) -> bytes:
-    if isinstance(value, str):
-        return _b(value)
-    return b"%d" % value if isinstance(value, int) else repr(value).encode()
-
-
-def fast_replies(connection: AbstractConnection) -> bool:
-    """Whether `_replies` reads this connection's replies straight off its hiredis reader."""
-    parser = getattr(connection, "_parser", None)
-    return isinstance(parser, _AsyncHiredisParser) and all(
-        hasattr(parser, name) for name in ("_reader", "read_from_socket")
-    )
-
-
-async def _replies(connection: AbstractConnection, count: int) -> list[Any]:
-    """`count` replies, an error reply as its exception object.
-
-    Straight off the connection's hiredis reader when redis-py gave it one (as `redis[hiredis]`
-    does): redis-py's `read_response` wraps every reply in a timeout and layers of checks, ~10 us a
-    reply, more than the rest of a command costs this store (the whole exchange is under one
-    timeout already, in `_guarded`). Any other parser goes through `read_response`. A read cut
-    short (an error, a timeout, a cancellation) closes the connection, as redis-py's own does, so
-    that no reply is left on it for the next user."""
-    if not fast_replies(connection):
-        replies: list[Any] = []
-        for _ in range(count):
-            try:
-                replies.append(await connection.read_response())
-            except rx.ResponseError as exc:
-                replies.append(exc)
-        return replies
-    parser: Any = connection._parser  # redis-py's own reader (see fast_replies)
-    reader, replies = parser._reader, []
-    try:
-        while len(replies) < count:
-            reply = reader.gets()
-            if reply is NOT_ENOUGH_DATA:
-                await parser.read_from_socket()  # raises ConnectionError when the server has closed
-            elif isinstance(reply, rx.ConnectionError):  # e.g. LOADING: the server cannot answer yet
-                raise reply
-            else:
-                replies.append(reply)
-    except OSError as exc:
-        await connection.disconnect(nowait=True)
-        raise rx.ConnectionError(f"reading from Redis: {exc}") from exc
-    except BaseException:
-        await connection.disconnect(nowait=True)
-        raise
-    return replies
-
-
 @dataclass(frozen=True, slots=True)
 class RedisTenant:
     key: str
@@ -204,144 +138,53 @@ class RedisStore(Store):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        # No I/O and no running loop needed here: the pool connects on first use. redis-py's own
-        # retries are off (see _READ_RETRY_DELAY); stale pooled connections are replaced on checkout.
-        # No socket timeout either: `_guarded` bounds each exchange as a whole (_TIMEOUT), which
-        # costs one timer a round trip rather than one per reply (and a task per write).
-        self._pool = ConnectionPool.from_url(
-            settings.store,
-            max_connections=_CONNECTIONS,
-            socket_connect_timeout=_CONNECT_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self._redis: Redis = Redis.from_pool(self._pool)
-        # redis-py leaves get_connection unannotated.
-        self._connection: Callable[[], Awaitable[AbstractConnection]] = self._pool.get_connection
-        # At most _CONNECTIONS calls at once, so the pool never runs out. A semaphore rather than
-        # redis-py's blocking pool, whose timer and condition on every checkout cost ~20 us a call.
-        self._slots = asyncio.Semaphore(_CONNECTIONS)
-        self._queued: list[tuple[Sequence[tuple[Any, ...]], bool, asyncio.Future[list[Any]]]] = []
-        self._sending: set[asyncio.Future[None]] = set()  # batches on their way (held: the loop keeps weak refs)
+        # No I/O and no running loop needed here: the link connects on first use.
+        self._link = Link(settings.store, timeout=_TIMEOUT, connect_timeout=_CONNECT_TIMEOUT)
         self._recent: tuple[str, float] = ("", 0.0)  # the tenant this process touched last, and when
         self._stamp = 0  # the last LRU score this process gave
         self._dropped_here, self._noted, self._last_note = 0, 0, -60.0
 
     async def close(self) -> None:
-        if self._sending:  # batches still on their way finish first
-            await asyncio.gather(*self._sending, return_exceptions=True)
-        await self._redis.aclose()
+        await self._link.close()  # calls already sent are answered first
 
     async def check(self) -> None:
         await self._run([("PING",)], read=True)
 
     # -- talking to Redis -----------------------------------------------------------------------
     async def _run(self, commands: Sequence[tuple[Any, ...]], *, read: bool = False) -> list[Any]:
-        """The commands' replies, in one round trip, shared with every other call made in this turn
-        of the event loop: under load (the requests of many connections) one pipeline carries them
-        all, which costs this process a fraction of a round trip each. The commands of one call stay
-        together and in order; a call's first error reply is raised to it alone."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Any]] = loop.create_future()
-        self._queued.append((commands, read, future))
-        if len(self._queued) == 1:
-            loop.call_soon(self._flush)
-        return await future
+        """The commands' replies, in one round trip shared with every other call made in this turn of
+        the event loop (redis_link.py). The call's first error reply is raised: StoreUnavailable for
+        a Redis that cannot serve (out of memory, a replica, loading...), else the ReplyError."""
+        replies = await self._call(commands, read)
+        # Redis forgets scripts when it restarts: load them and send again only what failed for it
+        # (a script that failed with NOSCRIPT did nothing, so nothing runs twice).
+        missing = [n for n, reply in enumerate(replies) if isinstance(reply, ReplyError) and reply.code == "NOSCRIPT"]
+        if missing:
+            await self._call([("SCRIPT", "LOAD", script.text) for script in lua.SCRIPTS], False)
+            for n, reply in zip(missing, await self._call([commands[n] for n in missing], read), strict=True):
+                replies[n] = reply
+        for reply in replies:
+            if isinstance(reply, ReplyError):
+                if reply.code in _UNAVAILABLE:
+                    raise StoreUnavailable(f"Redis: {reply}")
+                raise reply
+        return replies
 
-    def _flush(self) -> None:
-        batch, self._queued = self._queued, []
-        # A task of its own, so that a request cancelled meanwhile (its client left) cancels no one
-        # else's commands: what it sent is carried out, as with every other store.
-        task = asyncio.ensure_future(self._send_batch(batch))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _send_batch(self, batch: list[tuple[Sequence[tuple[Any, ...]], bool, asyncio.Future[list[Any]]]]) -> None:
-        commands = [command for part, _, _ in batch for command in part]
-        try:
-            replies = await self._guarded(lambda: self._send(commands), read=all(read for _, read, _ in batch))
-        except StoreUnavailable as exc:
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(StoreUnavailable(exc.detail))
-            return
-        except BaseException as exc:  # never expected: each caller sees it as a failed call of its own
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            raise
-        start = 0
-        for part, _, future in batch:
-            mine = replies[start : start + len(part)]
-            start += len(part)
-            if future.done():
-                continue
-            error = next((reply for reply in mine if isinstance(reply, Exception)), None)
-            if isinstance(error, _UNAVAILABLE):  # a replica, or out of memory: an error reply, not a lost link
-                future.set_exception(StoreUnavailable(f"Redis: {error}"))
-            elif error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(mine)
+    async def _call(self, commands: Sequence[tuple[Any, ...]], read: bool) -> list[Any]:
+        """Redis away (refused, lost, too slow) is StoreUnavailable, which clients see as a 503 with
+        Retry-After. A read whose connection broke is tried once more; a write never is (it may have
+        been carried out), nor is a call that timed out (Redis is busy: do not add to it)."""
+        for attempt in (1, 2):
+            try:
+                return await self._link.call(commands)
+            except LinkDown as exc:
+                if not read or exc.timed_out or attempt == 2:
+                    raise StoreUnavailable(f"Redis: {exc}") from exc
+            await asyncio.sleep(_READ_RETRY_DELAY)
+        raise AssertionError("unreachable")
 
     async def _one(self, *command: Any, read: bool = False) -> Any:
         return (await self._run([command], read=read))[0]
-
-    async def _guarded(self, io: Callable[[], Awaitable[T]], *, read: bool) -> T:
-        """`io()` on a free connection; Redis away (refused, timed out, out of memory, a replica)
-        becomes StoreUnavailable, which clients see as a 503 with Retry-After."""
-        if self._slots.locked():  # only then is there a wait to bound (acquire is immediate otherwise)
-            try:
-                async with asyncio.timeout(_TIMEOUT):
-                    await self._slots.acquire()
-            except TimeoutError as exc:
-                raise StoreUnavailable(f"no Redis connection free within {_TIMEOUT:g} s") from exc
-        else:
-            await self._slots.acquire()
-        try:
-            for attempt in (1, 2):
-                try:
-                    async with asyncio.timeout(_TIMEOUT):  # a cancelled read drops its connection
-                        return await io()
-                except TimeoutError as exc:
-                    raise StoreUnavailable(f"Redis did not answer within {_TIMEOUT:g} s") from exc
-                except rx.ConnectionError as exc:
-                    if not read or attempt == 2:
-                        raise StoreUnavailable(f"Redis: {exc}") from exc
-                    await asyncio.sleep(_READ_RETRY_DELAY)
-                except _UNAVAILABLE as exc:
-                    raise StoreUnavailable(f"Redis: {exc}") from exc
-            raise AssertionError("unreachable")
-        finally:
-            self._slots.release()
-
-    async def _send(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """The replies, an error reply as its exception (a connection's failure raises)."""
-        replies = await self._exchange(commands)
-        # Redis forgets scripts when it restarts: load them and send again only what failed for it
-        # (a script that failed with NOSCRIPT did nothing, so nothing runs twice).
-        missing = [n for n, reply in enumerate(replies) if isinstance(reply, rx.NoScriptError)]
-        if missing:
-            await self._load()
-            for n, reply in zip(missing, await self._exchange([commands[n] for n in missing]), strict=True):
-                replies[n] = reply
-        return replies
-
-    async def _exchange(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """Every command written at once on one pooled connection, then every reply read, raw (no
-        reply callbacks: bytes, integers, lists). redis-py's pipeline does the same with per-command
-        bookkeeping that cost this store more CPU than the rest of a request."""
-        connection = await self._connection()
-        try:
-            await connection.send_packed_command(b"".join(map(_pack, commands)), check_health=False)
-            return await _replies(connection, len(commands))
-        finally:
-            await self._pool.release(connection)
-
-    async def _load(self) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        for script in lua.SCRIPTS:
-            pipe.script_load(script.text)
-        await pipe.execute()
 
     # -- tenants --------------------------------------------------------------------------------
     def _now(self) -> int:
@@ -564,26 +407,33 @@ class RedisStore(Store):
         for charge in charges:
             charge.seq = self._now()
         # One transaction (MULTI/EXEC, one round trip), in batches so that no command grows huge.
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hsetnx(p + b"meta", "t", "1")
+        meta = p + b"meta"
+        commands: list[tuple[Any, ...]] = [("MULTI",), ("HSETNX", meta, b"t", b"1")]
         for start in range(0, len(charges), 500):
             batch = charges[start : start + 500]
-            pipe.mset({p + b"c:" + _b(c.id): lua.charge_value(c) for c in batch})
-            pipe.zadd(p + b"all", {lua.row(c): int(c.created) for c in batch})
+            commands.append(("MSET", *(a for c in batch for a in (p + b"c:" + _b(c.id), lua.charge_value(c)))))
+            commands.append(("ZADD", p + b"all", *(a for c in batch for a in (int(c.created), lua.row(c)))))
             for status in {c.status for c in batch}:
-                pipe.zadd(p + b"s:" + _b(status), {lua.row(c): int(c.created) for c in batch if c.status == status})
+                rows = (a for c in batch if c.status == status for a in (int(c.created), lua.row(c)))
+                commands.append(("ZADD", p + b"s:" + _b(status), *rows))
             settling = [c for c in batch if c.settle_at is not None]
             if settling:
-                pipe.zadd(p + b"settle", {lua.row(c): float(c.settle_at or 0) for c in settling})
-                pipe.hset(p + b"later", mapping={_b(c.id): lua.settlement(c) for c in settling})
+                commands.append(
+                    ("ZADD", p + b"settle", *(a for c in settling for a in (float(c.settle_at or 0), lua.row(c))))
+                )
+                commands.append(("HSET", p + b"later", *(a for c in settling for a in (_b(c.id), lua.settlement(c)))))
         refunds = [refund for _, refund in made if refund is not None]
         for refund in refunds:
-            pipe.rpush(p + b"r:" + _b(refund.charge_id), lua.refund_value(refund))
-        pipe.hincrby(p + b"meta", "n", len(charges))
-        pipe.hincrby(p + b"meta", "refunds", len(refunds))
+            commands.append(("RPUSH", p + b"r:" + _b(refund.charge_id), lua.refund_value(refund)))
+        commands.append(("HINCRBY", meta, b"n", len(charges)))
+        commands.append(("HINCRBY", meta, b"refunds", len(refunds)))
         for status in STATUSES:
-            pipe.hincrby(p + b"meta", status, sum(1 for c in charges if c.status == status))
-        await self._guarded(pipe.execute, read=False)
+            commands.append(("HINCRBY", meta, _b(status), sum(1 for c in charges if c.status == status)))
+        commands.append(("EXEC",))
+        (*_, done) = await self._run(commands)
+        errors = [reply for reply in done or () if isinstance(reply, ReplyError)]
+        if done is None or errors:  # never expected: the commands are well formed
+            raise ReplyError(f"storing seeded charges: {errors[0] if errors else 'the transaction was aborted'}")
         return charges
 
     # -- idempotency keys and fail-first marks --------------------------------------------------

@@ -6,9 +6,7 @@ store gives 503 `store_unavailable` and the sandbox recovers when it is back."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import threading
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis_server import start_redis
 from sandbox_proc import run_async
 from sandbox_server import SandboxProcess, free_port, run_cli, start_sandbox
 
@@ -177,33 +176,6 @@ def test_redis_keeps_everything_through_restarts_of_the_sandboxes(
         assert {c["id"] for c in listed["data"]} == {c["id"] for c in made}
         assert client.get(f"{API}/charge/{made[0]['id']}").json()["amount_refunded"] == 500
         assert client.post("/__sandbox/clock/advance", json={"seconds": 0}).json()["offset_seconds"] == 3600
-
-
-def start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    assert binary is not None
-    argv = [
-        binary,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(folder),
-    ]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
-        except OSError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
 
 
 @pytest.fixture
