@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="where state lives: memory (default; this process only, gone on exit), "
         "sqlite:///path.db (four slashes for an absolute path: durable on one host, shared by its "
-        "workers) or redis://host:port/db (shared by many workers and hosts)",
+        "workers) or redis://[:password@]host:port/db (shared by many workers and hosts; rediss:// for "
+        "TLS, e.g. rediss://host:6380/0?ssl_ca_certs=/path/ca.pem)",
     )
     serve.add_argument(
         "--workers",
