@@ -154,10 +154,6 @@ class _Connection(asyncio.Protocol):
             if not call.future.done():
                 call.future.set_exception(error)
 
-    def idle(self) -> asyncio.Future[Any] | None:
-        """The newest waiting call's future, which completes after every other (None when none waits)."""
-        return self.waiting[-1].future if self.waiting else None
-
 
 class Link:
     """The process's connection to the Redis of a `redis://` or `rediss://` URL, made on first use
@@ -229,9 +225,9 @@ class Link:
         connection, self._connection = self._connection, None
         if connection is None:
             return
-        last = connection.idle()
-        if last is not None:
-            await asyncio.wait([last], timeout=self.timeout)
+        waiting = [call.future for call in connection.waiting if not call.future.done()]
+        if waiting:  # (a cancelled caller's future is done already; its reply still comes in order)
+            await asyncio.wait(waiting, timeout=self.timeout)
         connection.fail(LinkDown("the store was closed"))
 
 
