@@ -19,7 +19,7 @@ from typing import Protocol
 from starlette.types import Scope, Send
 
 from sandbox.models import Fault, FaultKind
-from sandbox.wire import send_head
+from sandbox.wire import head
 
 CONNECTION = "sandbox.connection"  # the scope key of the request's `Connection`
 _NOTHING_SENT = frozenset({FaultKind.CONNECTION_RESET, FaultKind.EMPTY_RESPONSE})
@@ -69,7 +69,7 @@ async def deliver(
             connection.reset() if fault.kind == FaultKind.CONNECTION_RESET else connection.hang_up()
         return
     cut = fault.kind == FaultKind.TRUNCATED_BODY
-    await send_head(send, status, length if cut else len(body), request_id, headers)
+    await send(head(status, length if cut else len(body), request_id, headers))
     if cut:
         await send({"type": "http.response.body", "body": body, "more_body": True})
         if connection is not None:

@@ -47,6 +47,7 @@ _ALPHABET = string.ascii_letters + string.digits
 # Ids need to be unique, not secret: a seeded Mersenne Twister is several times faster than
 # `secrets` and 62**16 values a millisecond make a collision practically impossible.
 _random = random.Random()
+_bits = _random.getrandbits  # randbytes(16) is this and a Python call around it
 
 
 # Each random byte picks a letter by its value modulo 62: a slight lean towards the first 8 letters
@@ -70,7 +71,7 @@ def new_id(prefix: str) -> str:
             value, digit = divmod(value, 62)
             digits.append(_DIGITS[digit])
         _stamp = (now, "".join(reversed(digits)))
-    return prefix + _stamp[1] + _random.randbytes(16).translate(_BYTE_TO_LETTER).decode()
+    return prefix + _stamp[1] + _bits(128).to_bytes(16, "little").translate(_BYTE_TO_LETTER).decode()
 
 
 def json_bytes(value: Any) -> bytes:
@@ -164,6 +165,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     scenario: str | None = None
     fault: Fault | None = None
+    raw: bytes | None = None  # `body` as JSON when it was already made (a new charge's, by its event)
 
     def dumps(self) -> str:
         return json.dumps([self.status, self.body, self.headers, self.scenario], separators=(",", ":"))

@@ -234,6 +234,8 @@ class Payments:
         saved = None if _unsaved(reply, rule) else committed
         if charge is not None:
             told = [_event(f"charge.{charge.status}", charge.wire() if shown is None else shown, now)]
+            if reply.body is shown:
+                reply.raw = told[0].data  # the same JSON: made once
             await self.store.add_charge(attempt.tenant_key, charge, attempt.key, saved, told)
             if self.webhooks is not None and meta is not None and self.webhooks.wanted(meta):
                 settle_at = charge.settle_at if charge.status == Status.PENDING else None

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from sandbox.errors import (
     ApiError,
@@ -59,20 +59,18 @@ def error_response(error: BaseException) -> Response:
 async def send_json(
     send: Send, status: int, content: bytes, request_id: str | None, headers: dict[str, str] | None = None
 ) -> None:
-    await send_head(send, status, len(content), request_id, headers)
+    await send(head(status, len(content), request_id, headers))
     await send({"type": "http.response.body", "body": content})
 
 
-async def send_head(
-    send: Send, status: int, length: int, request_id: str | None, headers: dict[str, str] | None = None
-) -> None:
-    """The status line and headers of a JSON answer of `length` bytes."""
+def head(status: int, length: int, request_id: str | None, headers: dict[str, str] | None = None) -> Message:
+    """The status line and headers of a JSON answer of `length` bytes, as the message to send."""
     raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(length).encode())]
     if request_id:
         raw_headers.append((b"request-id", request_id.encode()))
     if headers:
         raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    return {"type": "http.response.start", "status": status, "headers": raw_headers}
 
 
 # Set in the scope by the server (server.py) when a request's body has stalled for --header-timeout
