@@ -35,11 +35,13 @@ _log = logging.getLogger("sandbox")
 
 
 class Call:
-    """One API call as it goes through the steps: the headers it is read by, then what it got."""
+    """One call as it goes through the steps: the headers it is read by, then what it got. The
+    front (app.py) reads the head once for every request: its size and Host for its own checks,
+    the rest for the API."""
 
     __slots__ = (
-        "authorization", "content", "ctype", "fault", "headers", "key", "length", "raw", "scenario", "status", "tenant",
-        "whole",
+        "authorization", "content", "ctype", "fault", "headers", "host", "key", "length", "raw", "scenario", "size",
+        "status", "tenant", "whole",
     )  # fmt: skip
 
     def __init__(self, scope: Scope) -> None:
@@ -47,8 +49,13 @@ class Call:
         self.ctype: str | None = None
         self.key: str | None = None
         self.length: bytes | None = None
+        self.host: bytes | None = None
+        size = 0
         for name, value in scope["headers"]:
-            if name == b"authorization":
+            size += len(name) + len(value)
+            if name == b"host":
+                self.host = value
+            elif name == b"authorization":
                 self.authorization = value.decode("latin-1")
             elif name == b"content-type":
                 self.ctype = value.decode("latin-1")
@@ -56,6 +63,7 @@ class Call:
                 self.length = value
             elif name == b"idempotency-key":
                 self.key = value.decode("latin-1")
+        self.size = size  # of the names and values of all the headers
         self.tenant: str | None = None
         self.raw: bytes | None = None  # the request body, once read
         self.status = 0
@@ -110,8 +118,11 @@ class PaymentsAPI:
             )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.serve(Call(scope), scope, receive, send)
+
+    async def serve(self, call: Call, scope: Scope, receive: Receive, send: Send) -> None:
+        """The call whose head `call` has read."""
         started, clock = time.time(), time.perf_counter()
-        call = Call(scope)
         bug: Exception | None = None
         try:
             call.replied(await self.answer(call, scope, receive))

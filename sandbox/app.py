@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sandbox.api import PaymentsAPI
+from sandbox.api import Call, PaymentsAPI
 from sandbox.auth import Auth
 from sandbox.chaos import Chaos
 from sandbox.control import Control
@@ -57,13 +57,9 @@ class Front:
         self.connections: Sized = ()  # the server's open connections: server.py hands uvicorn's set in
         self.sweeper: asyncio.Task[None] | None = None  # server.py's watch over those connections
 
-    def refusal(self, scope: Scope) -> ApiError | None:
-        size, host = 0, None
-        for name, value in scope["headers"]:
-            size += len(name) + len(value)
-            if name == b"host":
-                host = value
-        if size > MAX_HEADER_BYTES:
+    def refusal(self, head: Call) -> ApiError | None:
+        host = head.host
+        if head.size > MAX_HEADER_BYTES:
             message = f"The request headers are over {MAX_HEADER_BYTES} bytes in all; send fewer or shorter ones."
             return HeadersTooLarge("headers_too_large", message)
         if not self.hosts.allows(host):
@@ -82,13 +78,14 @@ class Front:
             await (self._lifespan(receive, send) if scope["type"] == "lifespan" else self.rest(scope, receive, send))
             return
         request_id = scope["request_id"] = new_id("req_")
-        refused = self.refusal(scope)
+        head = Call(scope)
+        refused = self.refusal(head)
         if refused is not None:
             await send_json(send, refused.status, render(refused)[1], request_id, refused.headers)
             return
         path: str = scope["path"]
         if path.startswith(self.prefix) and path[len(self.prefix) : len(self.prefix) + 1] in ("", "/"):
-            await self.api(scope, receive, send)
+            await self.api.serve(head, scope, receive, send)
             return
         header = (b"request-id", request_id.encode())
 
