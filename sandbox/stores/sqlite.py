@@ -14,6 +14,12 @@ an index. A charge made through the API is the newest and is numbered as it is s
 back-dated one (a seed) or a settlement marks the tenant's positions stale (`dirty`), and the next
 page renumbers them once, with window functions.
 
+Committed writes are copied from the write-ahead log into the database file (a checkpoint) by a
+thread of the process (`Checkpoints`), a moment after they commit: the copy and its two `fsync`s
+run while the event loop goes on answering, and a page written by many commits in that moment is
+copied once. The writing connection checkpoints for itself only when the log reaches
+_BACKSTOP_PAGES (16 MB): it then copies what the thread has not, and the log starts over.
+
 Webhook jobs of every tenant wait in one table indexed by due time: `take` deletes the earliest due
 ones and answers what it deleted (`DELETE ... RETURNING`) in one write transaction, so of several
 processes taking at once each job goes to one.
@@ -26,9 +32,11 @@ import contextlib
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sandbox.errors import ConfigError
@@ -52,6 +60,8 @@ T = TypeVar("T")
 _log = logging.getLogger("sandbox")
 _TRIM_EVERY = 64  # journal rows (or a tenant's events) inserted between trims (reads look only at the newest)
 _COUNTED_TENANTS = 10_000  # tenants whose event inserts this process counts at once
+_BACKSTOP_PAGES = 4000  # log pages at which the writing connection checkpoints itself (SQLite's default: 1000)
+_CHECKPOINT_PAUSE = 0.1  # seconds between a commit and the thread's checkpoint: the commits meanwhile share it
 
 
 class SQLiteStore(Store):
@@ -65,6 +75,7 @@ class SQLiteStore(Store):
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=5, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
             self._create_schema()
         except sqlite3.Error as exc:
             raise ConfigError(
@@ -76,6 +87,7 @@ class SQLiteStore(Store):
         self._inserted = 0
         self._event_inserts: dict[str, int] = {}  # events this process inserted per tenant since its last trim
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._checkpoints = Checkpoints(self.path)
 
     def _create_schema(self) -> None:
         with self._write() as db:
@@ -141,6 +153,7 @@ class SQLiteStore(Store):
             done = [(future, None, exc) for _, future in batch]
         except sqlite3.Error as exc:
             done = [(future, None, StoreUnavailable(f"SQLite: {exc}")) for _, future in batch]
+        self._checkpoints.nudge()
         for future, result, error in done:
             if future.cancelled():
                 continue  # the request is gone (its client left); what it wrote stays written
@@ -179,6 +192,7 @@ class SQLiteStore(Store):
             raise StoreUnavailable(f"SQLite: {exc}") from exc
 
     async def close(self) -> None:
+        self._checkpoints.stop()
         self.db.close()
 
     async def check(self) -> None:
@@ -734,6 +748,46 @@ class SQLiteStore(Store):
                 db.execute("DELETE FROM journal WHERE tenant = ?", (tenant,))
 
         return await self._submit(work)
+
+
+class Checkpoints:
+    """Checkpoints of one database file, run by a thread of their own with a connection of their
+    own (started by the first commit's `nudge`): a passive checkpoint waits for no reader and
+    no writer, so the event loop never waits for it. Python's sqlite3 lets go of the GIL while
+    SQLite works, so the copy runs beside the loop, on another core when there is one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.wake = threading.Event()
+        self.stopping = False
+        self.thread: threading.Thread | None = None
+
+    def nudge(self) -> None:
+        """A transaction committed: checkpoint soon."""
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="sqlite-checkpoints", daemon=True)
+            self.thread.start()
+        if not self.wake.is_set():
+            self.wake.set()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while self.wake.wait() and not self.stopping:
+                time.sleep(_CHECKPOINT_PAUSE)
+                self.wake.clear()
+                # A failed checkpoint loses nothing (the log keeps every commit); the next one, or
+                # the writer's own at _BACKSTOP_PAGES, copies it.
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            db.close()
 
 
 class _Refused(Exception):

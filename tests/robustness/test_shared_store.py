@@ -6,6 +6,8 @@ store gives 503 `store_unavailable` and the sandbox recovers when it is back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -156,6 +158,31 @@ def test_sqlite_keeps_every_answered_charge_through_kill_9(
             stored |= {c["id"] for c in page["data"]}
     assert set(answered) <= stored
     assert len(stored) - len(answered) <= 4  # at most one committed, unanswered charge per client in flight
+
+
+def test_sqlite_writes_reach_the_database_file_itself_soon(
+    start_server: Callable[..., SandboxProcess], tmp_path: Path
+) -> None:
+    """A serving process checkpoints a moment after it commits, not only when the write-ahead log
+    has grown to SQLite's 1000 pages: a copy of the database file alone, without its log (what
+    `cp sandbox.db` takes), soon holds the charges just made."""
+    server = start_server("--store", f"sqlite:///{tmp_path / 'copied.db'}")
+    with server.client(token=f"copied-{uuid.uuid4().hex}") as client:
+        made = {client.post(API + "/charge", json={"amount": 1500, "currency": "USD"}).json()["id"] for _ in range(30)}
+    found: set[str] = set()
+    deadline = time.monotonic() + 10
+    while not made <= found and time.monotonic() < deadline:
+        time.sleep(0.1)
+        shutil.copyfile(tmp_path / "copied.db", tmp_path / "alone.db")  # the file only: no -wal beside it
+        try:
+            with contextlib.closing(sqlite3.connect(tmp_path / "alone.db")) as db:
+                found = {charge_id for (charge_id,) in db.execute("SELECT id FROM charges")}
+        except sqlite3.DatabaseError:  # copied halfway through a checkpoint: look again
+            continue
+        finally:
+            for leftover in tmp_path.glob("alone.db*"):
+                leftover.unlink()
+    assert made <= found, f"{len(made - found)} of {len(made)} charges are only in the log"
 
 
 def test_redis_keeps_everything_through_restarts_of_the_sandboxes(
