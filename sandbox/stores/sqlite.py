@@ -779,7 +779,8 @@ class Checkpoints:
     def _run(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            while self.wake.wait() and not self.stopping:
+            while not self.stopping:  # read after every clear(): a stop() during the pause is seen
+                self.wake.wait()
                 time.sleep(_CHECKPOINT_PAUSE)
                 self.wake.clear()
                 # A failed checkpoint loses nothing (the log keeps every commit); the next one, or
