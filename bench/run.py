@@ -11,9 +11,10 @@ What it does, in order, all on 127.0.0.1:
    returning fixed bytes on stock uvicorn; see its docstring) and loads POST /v1/payments/charge and
    GET /v1/payments/charge/{id} on each from a separate load-generator process: `wrk` when it is on
    PATH, else `bench/loadgen.py`. Each (operation, server) pair gets a discarded warm-up run, then
-   `--rounds` measured runs, the two servers in turn within a round; the ratio is the median of the
-   rounds' own ratios (a round's two runs meet the same spell of the machine; runs of different
-   rounds may not), and each server's median run by req/s is shown, with its p50/p99 latency. Five
+   `--rounds` measured runs, the two servers in turn within a round (which goes first flips every
+   round); the ratio is the median of the rounds' own ratios (a round's two runs meet the same
+   spell of the machine; runs of different rounds may not), and each server's median run by req/s
+   is shown, with its p50/p99 latency. Five
    rounds by default: on the project's VM one round's ratio ranges over +-15% (POST rounds of 0.50,
    0.63, 0.59 in one run and 0.71, 0.63, 0.73 in the next, same code), and the median of five moves
    less than the median of three. (--quick: three 2.5 s rounds, not one 4 s run: a neighbour's burst
@@ -194,9 +195,10 @@ def measure_throughput(
             runs: dict[str, list[Load]] = {name: [] for name in servers}
             for server in servers.values():
                 measure(gen, server, spec, mode.connections, mode.warmup)
-            for _ in range(mode.rounds):
-                # Alternate the servers within a round so that drift (thermal, neighbours) hits both.
-                for name, server in servers.items():
+            for round_ in range(mode.rounds):
+                # Alternate the servers within a round so that drift (thermal, neighbours) hits both,
+                # the other one first every other round, so that neither always runs after the other.
+                for name, server in list(servers.items())[:: -1 if round_ % 2 else 1]:
                     load = measure(gen, server, spec, mode.connections, mode.duration)
                     if load.errors or load.non_2xx:
                         report.warnings.append(f"{op} on {name}: {load.errors} errors, {load.non_2xx} non-2xx")

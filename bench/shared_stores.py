@@ -4,9 +4,10 @@ Each configuration gets a store of its own (a new SQLite file in the run's temp 
 redis-server without persistence), so no row inherits another's charges. With one worker:
 POST /charge (a discarded warm-up run, then `rounds` measured runs, the median by req/s kept) and
 GET /charge/{id} (the same, without its own warm-up: the POSTs just warmed that process, its
-connections and the store), each run right after a run of the same request against the bare
-Starlette baseline: the ratio is the median of each round's own (a ratio to a baseline measured
-minutes earlier would move with whatever else the machine did meanwhile). With two workers: POST only, compared
+connections and the store), each run beside a run of the same request against the bare Starlette
+baseline (right after it, and right before it every other round): the ratio is the median of each
+round's own (a ratio to a baseline measured minutes earlier would move with whatever else the
+machine did meanwhile). With two workers: POST only, compared
 with one worker of the same store.
 
 On the project's 2-core machine the workers share the cores with the load generator (0.05-0.2 of
@@ -118,13 +119,15 @@ def _measure(
                 continue  # the issue asks for POST scaling; GET on two workers would add a run
             if label == "POST":  # GET follows on a process, connections and store the POSTs warmed
                 measure(gen, server, op, plan.connections, plan.warmup)
-            for _ in range(plan.rounds):
-                if workers == 1:
-                    # The ratio to bare Starlette: the baseline is loaded just before, each round, so that
-                    # a busy spell of other work on the machine hits both sides alike.
+            for round_ in range(plan.rounds):
+                # The ratio to bare Starlette: the baseline is loaded in the same round, just before (just
+                # after every other round), so that a busy spell of other work on the machine hits both sides.
+                if workers == 1 and round_ % 2 == 0:
                     base.setdefault(label, []).append(measure(gen, baseline, op, plan.connections, plan.duration))
                 load = measure(gen, server, op, plan.connections, plan.duration, redis)
                 loads.setdefault(label, []).append(load)
+                if workers == 1 and round_ % 2 == 1:
+                    base.setdefault(label, []).append(measure(gen, baseline, op, plan.connections, plan.duration))
     get = median_run(loads["GET"]) if "GET" in loads else None
     medians = {OPS[label]: median_run(runs) for label, runs in base.items()}
     return StoreRun(store, workers, median_run(loads["POST"]), get, loads, medians, base)
@@ -178,7 +181,7 @@ def rows(measured: Measured) -> list[Row]:
             if load is None:
                 continue
             base, label_op = one.baseline[op], op.split()[0]
-            # Each round's store run over the baseline run just before it; the median of those.
+            # Each round's store run over the baseline run of the same round; the median of those.
             runs, base_runs = one.runs[label_op], one.baseline_runs[label_op]
             ratio = paired_ratio(runs, base_runs)
             detail = f"{load.ok_rps:,.0f} req/s, baseline {base.ok_rps:,.0f}"
