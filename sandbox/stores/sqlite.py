@@ -777,7 +777,10 @@ class Checkpoints:
             self.thread.join(timeout=10)
 
     def _run(self) -> None:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error:  # the file went away: the writer's own checkpoints are left, as before
+            return
         try:
             while not self.stopping:  # read after every clear(): a stop() during the pause is seen
                 self.wake.wait()

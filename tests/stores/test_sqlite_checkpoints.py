@@ -5,6 +5,7 @@ closed in the moment between a commit and the checkpoint that commit asked for."
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 from pathlib import Path
 
@@ -39,3 +40,21 @@ async def test_a_store_that_never_wrote_starts_no_thread(tmp_path: Path) -> None
     assert await store.charge("tn_a", "ch_1") is None
     assert checkpointers() == before
     await store.close()
+
+
+async def test_a_database_whose_folder_is_gone_still_takes_writes_without_thread_errors(tmp_path: Path) -> None:
+    """The thread cannot open the file (its folder was removed while the store runs): the store's own
+    connection still writes, and the thread ends quietly (its checkpoints are the writer's again)."""
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    store = SQLiteStore(Settings(store=f"sqlite:///{folder / 'gone.db'}"))
+    shutil.rmtree(folder)
+    raised: list[threading.ExceptHookArgs] = []
+    before, threading.excepthook = threading.excepthook, raised.append
+    try:
+        await store.add_charge("tn_a", Charge("ch_1", 0, 100, "USD", None, {}, Status.SUCCEEDED, 1.0), None, None, [])
+        assert (await store.charge("tn_a", "ch_1")) is not None
+        await store.close()
+    finally:
+        threading.excepthook = before
+    assert raised == []
