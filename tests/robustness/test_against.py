@@ -24,7 +24,9 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_revision_is_served_from_git_and_measured_beside_this_checkout(tmp_path: Path) -> None:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False)
+    if head.returncode != 0:  # a copy of the tree without its history (an unpacked archive)
+        pytest.skip("not a git checkout: bench/against.py serves revisions unpacked from git")
     out = tmp_path / "against.json"
     done = run("HEAD", "--rounds", "1", "--duration", "1", "--json", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
