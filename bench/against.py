@@ -43,6 +43,7 @@ from harness import (
     choose_generator,
     create_charge,
     measure,
+    paired_ratio,
     round_ratios,
 )
 
@@ -58,9 +59,10 @@ def unpack(rev: str, into: Path) -> Path:
     )  # fmt: skip
     if commit.returncode != 0:
         raise SystemExit(f"bench/against.py: {rev!r} is not a commit of this repository (git rev-parse)")
-    folder = into / commit.stdout.strip()[:12]
+    sha = commit.stdout.strip()
+    folder = into / sha[:12]
     folder.mkdir(exist_ok=True)
-    archive = subprocess.run(["git", "archive", "--format=tar", rev], cwd=REPO_DIR, capture_output=True, check=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", sha], cwd=REPO_DIR, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return folder
 
@@ -109,7 +111,7 @@ def report(op: str, runs: dict[str, list[Load]]) -> dict[str, dict[str, Any]]:
             "rps": statistics.median(load.ok_rps for load in loads),
             "per_cpu_second": statistics.median(load.per_cpu_second for load in loads),
             "vs_checkout": statistics.median(mine),
-            "vs_baseline": statistics.median(round_ratios(loads, runs[BASELINE])),
+            "vs_baseline": paired_ratio(loads, runs[BASELINE]),
             "rounds_vs_checkout": mine,
             "errors": sum(load.errors + load.non_2xx for load in loads),
         }

@@ -114,20 +114,18 @@ def _measure(
         running(name, scratch, "--store", url, "--workers", str(workers), workers=workers) as server,
     ):
         ops = {"POST": POST, "GET": ("GET", f"/v1/payments/charge/{create_charge(server.port)}", None)}
+        # The ratio to bare Starlette: the baseline is loaded in the same round, just before (just
+        # after every other round), so that a busy spell of other work on the machine hits both sides.
+        sides = [(baseline, base, None), (server, loads, redis)] if workers == 1 else [(server, loads, redis)]
         for label, op in ops.items():
             if label == "GET" and workers > 1:
                 continue  # the issue asks for POST scaling; GET on two workers would add a run
             if label == "POST":  # GET follows on a process, connections and store the POSTs warmed
                 measure(gen, server, op, plan.connections, plan.warmup)
             for round_ in range(plan.rounds):
-                # The ratio to bare Starlette: the baseline is loaded in the same round, just before (just
-                # after every other round), so that a busy spell of other work on the machine hits both sides.
-                if workers == 1 and round_ % 2 == 0:
-                    base.setdefault(label, []).append(measure(gen, baseline, op, plan.connections, plan.duration))
-                load = measure(gen, server, op, plan.connections, plan.duration, redis)
-                loads.setdefault(label, []).append(load)
-                if workers == 1 and round_ % 2 == 1:
-                    base.setdefault(label, []).append(measure(gen, baseline, op, plan.connections, plan.duration))
+                for target, into, watched in sides[:: -1 if round_ % 2 else 1]:
+                    load = measure(gen, target, op, plan.connections, plan.duration, watched)
+                    into.setdefault(label, []).append(load)
     get = median_run(loads["GET"]) if "GET" in loads else None
     medians = {OPS[label]: median_run(runs) for label, runs in base.items()}
     return StoreRun(store, workers, median_run(loads["POST"]), get, loads, medians, base)
